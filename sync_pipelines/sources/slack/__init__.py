@@ -1,0 +1,1 @@
+"""Slack: channels, messages and thread replies of a workspace."""

@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test dev sandbox bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/sync-pipelines demo
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --durations=15
+
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+sandbox: setup
+	$(BIN)/sync-pipelines sandbox
+
+bench: setup
+	$(BIN)/python bench/slack_index_bench.py

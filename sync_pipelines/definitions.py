@@ -1,0 +1,97 @@
+"""The code location: every source asset, vector_index, their resources, sensors and jobs.
+
+Resources are picked from environment variables (see the README's configuration table), so
+the same code runs on the sandbox, on a laptop and in production. Nothing here needs a
+credential to load: an unconfigured source shows in the UI and fails its runs with a message
+saying what to set.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    EnvVar,
+    define_asset_job,
+)
+
+from sync_pipelines.index.asset import build_vector_index
+from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
+from sync_pipelines.resources import ConnectionRegistry, DocumentStore
+from sync_pipelines.sensors import build_connections_sensor
+from sync_pipelines.sources.slack.asset import slack_asset
+from sync_pipelines.sources.slack.client import DEFAULT_BASE_URL as SLACK_DEFAULT_BASE_URL
+from sync_pipelines.sources.slack.client import SlackResource
+
+SOURCE_ASSETS = [slack_asset]
+SOURCE_NAMES = [a.key.to_user_string() for a in SOURCE_ASSETS]
+vector_index = build_vector_index(SOURCE_ASSETS)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def embedder_resource() -> EmbedderResource:
+    kind = _env("SYNC_EMBEDDER", "hashing")
+    dimension = _env("SYNC_EMBEDDING_DIMENSIONS")
+    options = {"kind": kind, "dimension": int(dimension) if dimension else None}
+    if kind == "openai":
+        options.update(
+            openai_api_key=EnvVar("OPENAI_API_KEY"),
+            openai_base_url=_env("OPENAI_BASE_URL"),
+            openai_model=_env("SYNC_EMBEDDING_MODEL", "text-embedding-3-small"),
+        )
+    return EmbedderResource(**options)
+
+
+def vector_store_resource() -> VectorStoreResource:
+    kind = _env("SYNC_VECTOR_STORE", "lance")
+    options = {"kind": kind, "ledger_url": _env("SYNC_LEDGER_URL")}
+    if _env("SYNC_LANCE_PATH"):
+        options["lance_path"] = _env("SYNC_LANCE_PATH")
+    if kind == "pinecone":
+        options.update(
+            pinecone_api_key=EnvVar("PINECONE_API_KEY"),
+            pinecone_host=_env("PINECONE_HOST"),
+            pinecone_namespace=_env("PINECONE_NAMESPACE", ""),
+        )
+    return VectorStoreResource(**options)
+
+
+def build_resources() -> dict:
+    return {
+        "connections": ConnectionRegistry(),
+        "documents": DocumentStore(),
+        "slack": SlackResource(base_url=_env("SLACK_BASE_URL", SLACK_DEFAULT_BASE_URL)),
+        "embedder": embedder_resource(),
+        "vector_store": vector_store_resource(),
+    }
+
+
+slack_sync_job = define_asset_job(
+    "slack_sync",
+    selection=AssetSelection.assets(slack_asset),
+    description="Sync Slack for the chosen partitions (day range × connection).",
+)
+vector_index_job = define_asset_job(
+    "vector_index_update", selection=AssetSelection.assets(vector_index)
+)
+
+vector_index_automation = AutomationConditionSensorDefinition(
+    "vector_index_automation",
+    target=AssetSelection.assets(vector_index),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
+defs = Definitions(
+    assets=[*SOURCE_ASSETS, vector_index],
+    jobs=[slack_sync_job, vector_index_job],
+    sensors=[build_connections_sensor(SOURCE_NAMES), vector_index_automation],
+    resources=build_resources(),
+)

@@ -1,0 +1,131 @@
+"""The `vector_index` asset: embeds and upserts whatever the sources landed since its last run.
+
+The event log is the queue: each source materialization names the document files it wrote, and
+vector_index keeps the storage id of the last event it fully applied (its own materialization
+metadata). A failed or killed run records nothing, so the next run starts from the same events;
+the chunk ledger makes that replay cost only what was not yet upserted.
+"""
+
+
+import time
+from typing import Iterator, Sequence
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
+
+from sync_pipelines.documents import DocumentFiles
+from sync_pipelines.index.updater import IndexUpdater, latest_versions
+from sync_pipelines.sources.base import FILES_KEY
+
+CURSOR_KEY = "source_event_cursor"
+VECTOR_INDEX = "vector_index"
+
+# Run after any source partition lands, even while other days' partitions are missing;
+# `eager()` would wait on them. At most one run in flight.
+VECTOR_INDEX_CONDITION = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.in_progress()
+)
+
+
+def last_cursor(context: AssetExecutionContext) -> int:
+    result = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key), limit=1
+    )
+    if not result.records:
+        return 0
+    entry = result.records[0].asset_materialization.metadata.get(CURSOR_KEY)
+    return int(entry.value) if entry is not None else 0
+
+
+def pending_files(
+    context: AssetExecutionContext, source_keys: Sequence[AssetKey], after: int
+) -> tuple[list[str], int]:
+    """Document files of source materializations after storage id `after`, oldest first."""
+    events: list[tuple[int, list[str]]] = []
+    for key in source_keys:
+        cursor = None
+        while True:
+            page = context.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                limit=1000,
+                cursor=cursor,
+                ascending=True,
+            )
+            for record in page.records:
+                entry = record.asset_materialization.metadata.get(FILES_KEY)
+                events.append((record.storage_id, list(entry.value) if entry else []))
+            if not page.has_more:
+                break
+            cursor = page.cursor
+    events.sort()
+    files = list(dict.fromkeys(path for _, paths in events for path in paths))
+    return files, max((sid for sid, _ in events), default=after)
+
+
+def _read_documents(paths: Sequence[str]) -> Iterator:
+    for path in paths:
+        yield from DocumentFiles.read(path)
+
+
+def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefinition:
+    source_keys = [a.key for a in source_assets]
+
+    @asset(
+        name=VECTOR_INDEX,
+        group_name="index",
+        deps=source_keys,
+        automation_condition=VECTOR_INDEX_CONDITION,
+        required_resource_keys={"embedder", "vector_store"},
+        kinds={"python", "vectors"},
+        pool="vector_index",
+        description=(
+            "Chunks, embeds and upserts the documents every source landed since the last run; "
+            "only new or changed chunks are embedded, vanished chunks are deleted."
+        ),
+    )
+    def vector_index(context: AssetExecutionContext) -> MaterializeResult:
+        started = time.monotonic()
+        after = last_cursor(context)
+        files, cursor = pending_files(context, source_keys, after)
+        context.log.info(f"{len(files)} document files landed after event {after}")
+        embedder = context.resources.embedder.build()
+        store = context.resources.vector_store.build()
+        ledger = context.resources.vector_store.ledger(store)
+        updater = IndexUpdater(
+            embedder,
+            store,
+            ledger,
+            context.resources.embedder.splitter(),
+            progress=lambda s: context.log.info(
+                f"{s.documents} documents: {s.chunks_embedded} chunks embedded, "
+                f"{s.chunks_skipped_unchanged} unchanged, {s.chunks_deleted} deleted"
+            ),
+        )
+        stats = updater.apply(latest_versions(_read_documents(files)))
+        embed_stats = embedder.stats
+        return MaterializeResult(
+            metadata={
+                **stats.as_metadata(),
+                "document_files": len(files),
+                "tokens_embedded": int(getattr(embed_stats, "tokens", 0)),
+                "embedding_requests": int(getattr(embed_stats, "requests", 0)),
+                "token_counter": str(getattr(embed_stats, "token_counter", "")),
+                "embedder": embedder.signature,
+                "store": store.name,
+                "vectors_in_store": store.count(),
+                "chunks_in_ledger": ledger.count(),
+                CURSOR_KEY: cursor,
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+        )
+
+    return vector_index
+

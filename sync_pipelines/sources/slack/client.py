@@ -1,0 +1,208 @@
+"""Slack Web API client for one connection: slack_sdk's WebClient behind the shared retry layer."""
+
+from __future__ import annotations
+
+import json
+import socket
+from http.client import RemoteDisconnected
+from typing import Iterator
+from urllib.error import URLError
+
+from dagster import ConfigurableResource
+from pydantic import Field
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from sync_pipelines.connections import Connection
+from sync_pipelines.resilience import (
+    CallStats,
+    MalformedResponseError,
+    RateLimiter,
+    SourceAuthError,
+    SourceError,
+    call_with_retries,
+)
+
+DEFAULT_BASE_URL = "https://slack.com/api/"
+
+AUTH_ERRORS = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+    "missing_scope",
+    "not_allowed_token_type",
+    "ekm_access_denied",
+}
+
+# Slack's published tiers (requests per minute per method per workspace).
+METHOD_TIERS = {
+    "conversations.list": "tier2",
+    "conversations.members": "tier4",
+    "conversations.join": "tier3",
+    "conversations.history": "tier3",
+    "conversations.replies": "tier3",
+    "users.info": "tier4",
+    "auth.test": "tier4",
+}
+DEFAULT_TIER_LIMITS = {"tier2": 20, "tier3": 50, "tier4": 100}
+
+
+class _CountingRateLimitHandler(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (sleeps Retry-After plus jitter), counting what it waits out."""
+
+    def __init__(self, stats: CallStats, max_retry_count: int):
+        super().__init__(max_retry_count=max_retry_count)
+        self.stats = stats
+
+    def prepare_for_next_attempt(self, *, state, request, response=None, error=None) -> None:
+        self.stats.add(rate_limited=1, retries=1)
+        super().prepare_for_next_attempt(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class SlackResource(ConfigurableResource):
+    """How to talk to Slack; credentials and per-workspace options come from each connection."""
+
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="Web API base URL; a connection's base_url overrides it (the sandbox uses this).",
+    )
+    timeout_s: int = Field(default=30, description="Per-request timeout in seconds.")
+    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
+    max_rate_limit_retries: int = Field(default=8, description="429s waited out per call.")
+    page_size: int = Field(default=999, description="History page size (Slack allows up to 999).")
+    tier_limits_per_minute: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_TIER_LIMITS),
+        description="Client-side pacing per Slack rate tier; 0 disables pacing for a tier.",
+    )
+    max_workers: int = Field(default=4, description="Channels read in parallel.")
+
+    def client_for(self, connection: Connection) -> "SlackClient":
+        return SlackClient(
+            connection=connection,
+            token=connection.secret("token"),
+            base_url=connection.base_url or self.base_url,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            max_rate_limit_retries=self.max_rate_limit_retries,
+            page_size=self.page_size,
+            tier_limits=self.tier_limits_per_minute,
+        )
+
+
+NON_JSON_PREFIX = "Received a response in a non-JSON format"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200)
+        error = str(exc.response.get("error") or "") if exc.response is not None else ""
+        if error in AUTH_ERRORS:
+            return False
+        return status >= 500 or status == 408 or error.startswith(NON_JSON_PREFIX)
+    return isinstance(
+        exc,
+        (
+            MalformedResponseError,
+            json.JSONDecodeError,
+            URLError,
+            TimeoutError,
+            socket.timeout,
+            ConnectionError,
+            RemoteDisconnected,
+        ),
+    )
+
+
+class SlackClient:
+    """One workspace's client: paced per method tier, retried, and counted."""
+
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        token: str,
+        base_url: str,
+        timeout_s: int,
+        max_attempts: int,
+        max_rate_limit_retries: int,
+        page_size: int,
+        tier_limits: dict[str, int],
+    ):
+        self.connection = connection
+        self.stats = CallStats()
+        self.page_size = page_size
+        self.max_attempts = max_attempts
+        self._web = WebClient(
+            token=token,
+            base_url=base_url if base_url.endswith("/") else base_url + "/",
+            timeout=timeout_s,
+            retry_handlers=[_CountingRateLimitHandler(self.stats, max_rate_limit_retries)],
+        )
+        self._limiters = {
+            tier: RateLimiter(rate=limit, per=60.0, burst=max(1, limit // 6))
+            for tier, limit in tier_limits.items()
+        }
+
+    def _label(self) -> str:
+        return f"slack connection '{self.connection.id}'"
+
+    def _describe(self, method: str):
+        def describe(exc: BaseException) -> BaseException:
+            if isinstance(exc, SourceError):
+                return exc
+            if isinstance(exc, SlackApiError):
+                error = exc.response.get("error") if exc.response is not None else None
+                if error in AUTH_ERRORS:
+                    return SourceAuthError(
+                        f"{self._label()}: Slack rejected the credentials on {method} "
+                        f"({error}); check the token named by the registry"
+                    )
+                return SourceError(f"{self._label()}: {method} failed: {error or exc}")
+            return SourceError(
+                f"{self._label()}: {method} failed after {self.max_attempts} attempts: "
+                f"{type(exc).__name__}: {exc}"
+            )
+
+        return describe
+
+    def call(self, method: str, **params) -> dict:
+        """One API call: paced, retried on transient errors, validated as a JSON object."""
+
+        def attempt() -> dict:
+            limiter = self._limiters.get(METHOD_TIERS.get(method, "tier3"))
+            if limiter is not None:
+                self.stats.add(throttle_wait_s=limiter.acquire())
+            self.stats.add(api_calls=1)
+            data = self._web.api_call(method, params=params).data  # raises unless ok
+            if not isinstance(data, dict):
+                raise MalformedResponseError(f"{self._label()}: {method} answered a non-object")
+            return data
+
+        return call_with_retries(
+            attempt,
+            is_transient=_is_transient,
+            stats=self.stats,
+            max_attempts=self.max_attempts,
+            describe=self._describe(method),
+        )
+
+    def paginate(self, method: str, key: str, **params) -> Iterator[dict]:
+        """Every item of `key` across cursor pages (no fixed cap on the number of pages)."""
+        cursor = None
+        while True:
+            page = self.call(method, **params, **({"cursor": cursor} if cursor else {}))
+            items = page.get(key)
+            if not isinstance(items, list):
+                raise MalformedResponseError(
+                    f"{self._label()}: {method} answered without a '{key}' list"
+                )
+            yield from items
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
