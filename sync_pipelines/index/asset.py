@@ -104,6 +104,7 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
             store,
             ledger,
             context.resources.embedder.splitter(),
+            batch_documents=context.resources.vector_store.batch_documents,
             progress=lambda s: context.log.info(
                 f"{s.documents} documents: {s.chunks_embedded} chunks embedded, "
                 f"{s.chunks_skipped_unchanged} unchanged, {s.chunks_deleted} deleted"

@@ -65,6 +65,9 @@ class VectorStoreResource(ConfigurableResource):
     pinecone_host: str | None = Field(default=None, description="Index host (data plane URL).")
     pinecone_namespace: str = Field(default="", description="Namespace inside the index.")
     pinecone_max_workers: int = Field(default=4, description="Upsert requests in flight.")
+    batch_documents: int = Field(
+        default=500, description="Documents chunked, embedded and upserted per batch."
+    )
     ledger_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the chunk ledger; default: SQLite beside the data dir.",

@@ -1,0 +1,148 @@
+"""Fixtures for the integration tests: a sandbox company, its emulators, a Dagster instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from sync_pipelines.documents import DocumentFiles
+from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
+from sync_pipelines.partitions import connections_partitions_name, partition_key
+from sync_pipelines.resources import ConnectionRegistry, DocumentStore
+from sync_pipelines.sandbox.company import Company
+from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines.sources.slack.client import SlackResource
+
+GOOD_TOKEN_ENV = "TEST_SLACK_TOKEN_ACME"
+BAD_TOKEN_ENV = "TEST_SLACK_TOKEN_BROKEN"
+
+
+def today() -> datetime:
+    return datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day(offset: int) -> str:
+    """A partition date `offset` days from today (0 = today, -1 = yesterday)."""
+    return (today() + timedelta(days=offset)).strftime("%Y-%m-%d")
+
+
+@pytest.fixture
+def company() -> Company:
+    return Company.generate(seed=11, messages=900, days=4)
+
+
+@pytest.fixture
+def sandbox(company):
+    with Sandbox(company=company) as sb:
+        yield sb
+
+
+@dataclass
+class SyncHarness:
+    """One test's Dagster instance, registry, files and resources, plus run helpers."""
+
+    tmp: Path
+    sandbox: Sandbox
+    instance: DagsterInstance
+    registry: Path
+    slack: SlackResource
+    embedder: EmbedderResource
+    vector_store: VectorStoreResource
+
+    def resources(self) -> dict:
+        return {
+            "connections": ConnectionRegistry(path=str(self.registry)),
+            "documents": DocumentStore(root=str(self.tmp / "documents")),
+            "slack": self.slack,
+            "embedder": self.embedder,
+            "vector_store": self.vector_store,
+        }
+
+    def sync_slack(self, days: list[str], connection: str = "acme", raise_on_error=True):
+        from sync_pipelines.definitions import slack_asset
+
+        first, last = min(days), max(days)
+        kwargs = {}
+        if first == last:
+            kwargs["partition_key"] = partition_key(first, connection)
+        else:
+            kwargs["tags"] = {
+                "dagster/asset_partition_range_start": f"{connection}|{first}",
+                "dagster/asset_partition_range_end": f"{connection}|{last}",
+            }
+        return materialize(
+            [slack_asset],
+            instance=self.instance,
+            resources=self.resources(),
+            raise_on_error=raise_on_error,
+            **kwargs,
+        )
+
+    def index(self, raise_on_error=True):
+        from sync_pipelines.definitions import slack_asset, vector_index
+
+        return materialize(
+            [vector_index, slack_asset.to_source_asset()],
+            selection=[vector_index],
+            instance=self.instance,
+            resources=self.resources(),
+            raise_on_error=raise_on_error,
+        )
+
+    @staticmethod
+    def metadata(result, node: str) -> dict:
+        (event,) = result.asset_materializations_for_node(node)[-1:]
+        return {k: v.value for k, v in event.metadata.items()}
+
+    def documents(self, result) -> list:
+        paths = self.metadata(result, "slack")["documents_files"]
+        return [d for p in paths for d in DocumentFiles.read(p)]
+
+
+def write_registry(path: Path, sandbox: Sandbox, extra: str = "") -> None:
+    path.write_text(
+        "connections:\n"
+        "  - id: acme\n"
+        "    source: slack\n"
+        f"    base_url: {sandbox.slack_base_url}\n"
+        f"    credentials: {{token: {GOOD_TOKEN_ENV}}}\n"
+        "  - id: broken\n"
+        "    source: slack\n"
+        f"    base_url: {sandbox.slack_base_url}\n"
+        f"    credentials: {{token: {BAD_TOKEN_ENV}}}\n" + extra
+    )
+
+
+@pytest.fixture
+def harness(tmp_path, sandbox, monkeypatch) -> SyncHarness:
+    monkeypatch.setenv(GOOD_TOKEN_ENV, SANDBOX_SLACK_TOKEN)
+    monkeypatch.setenv(BAD_TOKEN_ENV, "xoxb-revoked")
+    registry = tmp_path / "connections.yaml"
+    write_registry(registry, sandbox)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(connections_partitions_name("slack"), ["acme", "broken"])
+    return SyncHarness(
+        tmp=tmp_path,
+        sandbox=sandbox,
+        instance=instance,
+        registry=registry,
+        # No client-side pacing against the emulator; small pages so channels span several.
+        slack=SlackResource(
+            base_url=sandbox.slack_base_url,
+            tier_limits_per_minute={},
+            page_size=50,
+            max_workers=2,
+            timeout_s=5,
+        ),
+        embedder=EmbedderResource(kind="hashing"),
+        vector_store=VectorStoreResource(
+            kind="lance",
+            lance_path=str(tmp_path / "vectors"),
+            ledger_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        ),
+    )
