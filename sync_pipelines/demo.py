@@ -16,6 +16,7 @@ from pathlib import Path
 DEMO_DIR = Path(".demo")
 DEMO_CONNECTION = "acme"
 DEMO_TOKEN_ENV = "DEMO_SLACK_TOKEN"
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
@@ -38,6 +39,9 @@ def prepare_environment(root: Path, slack_base_url: str, token: str) -> None:
         f"    base_url: {slack_base_url}\n"
         "    credentials:\n"
         f"      token: {DEMO_TOKEN_ENV}\n"
+        "    options:\n"
+        "      # the sandbox enforces no rate limit unless asked to: no client-side pacing\n"
+        "      tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}\n"
     )
     os.environ.update(
         {
@@ -87,6 +91,7 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
         _say(f"materializing slack for {DEMO_CONNECTION}, {first}..{today} (one run)")
         slack = defs.get_job_def("slack_sync").execute_in_process(
             instance=instance,
+            run_config=QUIET,
             tags={
                 "dagster/asset_partition_range_start": f"{DEMO_CONNECTION}|{first}",
                 "dagster/asset_partition_range_end": f"{DEMO_CONNECTION}|{today}",
@@ -99,7 +104,9 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
             f"({slack_meta['duration_s']} s)"
         )
         _say("materializing vector_index (chunk, embed, upsert)")
-        index = defs.get_job_def("vector_index_update").execute_in_process(instance=instance)
+        index = defs.get_job_def("vector_index_update").execute_in_process(
+            instance=instance, run_config=QUIET
+        )
         meta = _metadata(index, "vector_index")
         _say(
             f"vector_index: {meta['documents']} documents -> {meta['chunks_seen']} chunks, "
@@ -124,7 +131,10 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
     print(f"  vectors   : {meta['vectors_in_store']}")
     print(f"  time      : {time.monotonic() - started:.1f} s")
     print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']}  (dagster dev -w workspace.yaml shows the runs)")
-    print(f'  search: sync-pipelines query "{question}" --as {person.email}')
+    print(
+        f"  search: SYNC_DATA_DIR={os.environ['SYNC_DATA_DIR']} .venv/bin/sync-pipelines query "
+        f'"{question}" --as {person.email}'
+    )
     return 0
 
 

@@ -83,6 +83,17 @@ class SlackResource(ConfigurableResource):
     max_workers: int = Field(default=4, description="Channels read in parallel.")
 
     def client_for(self, connection: Connection) -> "SlackClient":
+        """A client for one workspace; its registry options may override the tier pacing."""
+        tier_limits = {
+            **self.tier_limits_per_minute,
+            **(connection.options.get("tier_limits_per_minute") or {}),
+        }
+        unknown = set(tier_limits) - set(DEFAULT_TIER_LIMITS)
+        if unknown:
+            raise ValueError(
+                f"slack connection '{connection.id}': unknown rate tiers {sorted(unknown)}; "
+                f"known: {sorted(DEFAULT_TIER_LIMITS)}"
+            )
         return SlackClient(
             connection=connection,
             token=connection.secret("token"),
@@ -91,7 +102,7 @@ class SlackResource(ConfigurableResource):
             max_attempts=self.max_attempts,
             max_rate_limit_retries=self.max_rate_limit_retries,
             page_size=self.page_size,
-            tier_limits=self.tier_limits_per_minute,
+            tier_limits=tier_limits,
         )
 
 
@@ -147,6 +158,7 @@ class SlackClient:
         self._limiters = {
             tier: RateLimiter(rate=limit, per=60.0, burst=max(1, limit // 6))
             for tier, limit in tier_limits.items()
+            if limit > 0
         }
 
     def _label(self) -> str:

@@ -49,7 +49,7 @@ class SlackOptions:
 
     @classmethod
     def from_connection(cls, options: dict) -> "SlackOptions":
-        unknown = set(options) - {"channels", "lookback_days", "join_public"}
+        unknown = set(options) - {"channels", "lookback_days", "join_public", "tier_limits_per_minute"}
         if unknown:
             raise ValueError(f"unknown slack options {sorted(unknown)}")
         channels = options.get("channels") or ()
@@ -282,7 +282,6 @@ class SlackSync:
             "ts": ts_str,
             "thread_ts": thread_ts,
             "is_reply": is_reply,
-            "edited": edited_ts is not None,
         }
         if msg.get("subtype"):
             metadata["subtype"] = msg["subtype"]

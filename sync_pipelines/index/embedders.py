@@ -1,0 +1,240 @@
+"""Turn chunk texts into vectors: a local lexical default and any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import openai
+
+from sync_pipelines.index.tokens import TokenCounter, token_counter
+
+OPENAI_DEFAULT_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class EmbedderError(RuntimeError):
+    """The embeddings server failed or answered something unusable."""
+
+
+class EmbedderAuthError(EmbedderError):
+    """The embeddings server rejected the credentials: retrying cannot help."""
+
+
+@dataclass
+class EmbedderStats:
+    """Work done by one embedder, reported as materialization metadata."""
+
+    requests: int = 0
+    inputs: int = 0
+    tokens: int = 0
+    token_counter: str = ""
+
+
+class Embedder(Protocol):
+    dimension: int
+    signature: str  # model + dimension: a change must re-embed everything
+    stats: EmbedderStats
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """float32 array of shape (len(texts), dimension)."""
+        ...
+
+
+_WORDS = re.compile(r"\w+")
+_WORD_CACHE_LIMIT = 1_000_000
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_FEATURE_BITS = 40
+_FEATURE_MASK = np.uint64((1 << _FEATURE_BITS) - 1)
+
+
+class HashingEmbedder:
+    """Signed feature hashing of lower-cased word unigrams and bigrams, sublinear tf, L2-normed.
+
+    Lexical, not semantic: texts score close when they share words, not when they share
+    meaning ("car" and "automobile" are unrelated to it). It needs no network or model files,
+    so it is the default for the sandbox, tests and air-gapped installs. Word hashes come from
+    blake2b, never Python's salted hash(), so vectors are identical in every process.
+    """
+
+    def __init__(self, dimension: int = 384):
+        if dimension < 2:
+            raise ValueError(f"dimension must be at least 2, got {dimension}")
+        self.dimension = dimension
+        self.signature = f"hashing-v1:{dimension}"
+        self.stats = EmbedderStats(token_counter="words")
+        self._word_hashes: dict[str, int] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        rows, features = self._features(texts)
+        # Count each distinct (text, feature) once: the row in the high bits, 40 bits of the
+        # feature hash below (two features of one text colliding is a ~1e-8 event).
+        keys = (rows.astype(np.uint64) << np.uint64(_FEATURE_BITS)) | (features & _FEATURE_MASK)
+        keys, counts = np.unique(keys, return_counts=True)
+        rows = (keys >> np.uint64(_FEATURE_BITS)).astype(np.int64)
+        features = keys & _FEATURE_MASK
+        signs = np.where(features >> np.uint64(_FEATURE_BITS - 1), -1.0, 1.0)
+        cells = rows * self.dimension + (features % np.uint64(self.dimension)).astype(np.int64)
+        weights = signs * (1.0 + np.log(counts))
+        vectors = np.bincount(cells, weights=weights, minlength=len(texts) * self.dimension)
+        vectors = vectors.reshape(len(texts), self.dimension)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # never zero: see _features
+        self.stats.inputs += len(texts)
+        return vectors.astype(np.float32)
+
+    def _features(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Row index and 64-bit hash of every unigram and bigram of every text."""
+        # A text without word characters ("!!!") hashes as a whole, so no vector is all zeros.
+        words = [_WORDS.findall(t.lower()) or [t.strip().lower()] for t in texts]
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        flat = list(itertools.chain.from_iterable(words))
+        self.stats.tokens += len(flat)
+        if len(self._word_hashes) > _WORD_CACHE_LIMIT:
+            self._word_hashes.clear()
+        cache = self._word_hashes
+        hashes = (cache[w] if w in cache else self._hash(w) for w in flat)
+        unigrams = np.fromiter(hashes, dtype=np.uint64, count=len(flat))
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        same_text = rows[:-1] == rows[1:]
+        bigrams = _mix(unigrams[:-1][same_text] * _GOLDEN + unigrams[1:][same_text])
+        return np.concatenate([rows, rows[:-1][same_text]]), np.concatenate([unigrams, bigrams])
+
+    def _hash(self, word: str) -> int:
+        digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        value = self._word_hashes[word] = int.from_bytes(digest, "little")
+        return value
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: spreads combined word hashes over all 64 bits (wraps mod 2**64)."""
+    values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+class OpenAIEmbedder:
+    """Embeddings from OpenAI or any OpenAI-compatible server (vLLM, Ollama, TEI) by base URL.
+
+    Requests are bounded by input count and by a token budget, and over-long inputs are cut to
+    the model's limit with `counter` (tiktoken when cached, else the UTF-8 byte bound, which
+    over-counts and so stays safe). The SDK retries 408/409/429/5xx with backoff, honouring
+    Retry-After; 401/403 fail at once as EmbedderAuthError.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        model: str = "text-embedding-3-small",
+        dimensions: int | None = None,
+        max_batch_inputs: int = 2048,
+        max_batch_tokens: int = 300_000,
+        max_input_tokens: int = 8191,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        counter: TokenCounter | None = None,
+    ):
+        if not api_key:
+            raise ValueError(
+                "OpenAIEmbedder needs an api_key (any non-empty string for servers without auth)"
+            )
+        dimension = dimensions or OPENAI_DEFAULT_DIMENSIONS.get(model)
+        if dimension is None:
+            raise ValueError(f"model {model!r} has no known default dimension: pass dimensions=")
+        if max_input_tokens > max_batch_tokens:
+            raise ValueError("max_input_tokens cannot exceed max_batch_tokens")
+        self.model = model
+        self.dimension = dimension
+        self.signature = f"openai:{model}:{dimension}"
+        self.counter = counter or token_counter()
+        self.stats = EmbedderStats(token_counter=self.counter.name)
+        self.max_batch_inputs = max_batch_inputs
+        self.max_batch_tokens = max_batch_tokens
+        self.max_input_tokens = max_input_tokens
+        self._dimensions = dimensions
+        self._api_key = api_key
+        self._client = openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+        self.base_url = str(self._client.base_url)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        inputs, tokens = [], []
+        for n, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"cannot embed an empty text (input {n}): the API rejects it")
+            count = self.counter.count(text)
+            if count > self.max_input_tokens:
+                text = self.counter.truncate(text, self.max_input_tokens)
+                count = self.counter.count(text)
+            inputs.append(text)
+            tokens.append(count)
+        for start, end in self._batches(tokens):
+            out[start:end] = self._request(inputs[start:end], sum(tokens[start:end]))
+        return out
+
+    def _batches(self, tokens: list[int]):
+        """(start, end) ranges within both the input-count and the token budget."""
+        start, used = 0, 0
+        for n, count in enumerate(tokens):
+            full = n - start == self.max_batch_inputs or used + count > self.max_batch_tokens
+            if n > start and full:
+                yield start, n
+                start, used = n, 0
+            used += count
+        if start < len(tokens):
+            yield start, len(tokens)
+
+    def _request(self, batch: list[str], estimated_tokens: int) -> np.ndarray:
+        options = {"dimensions": self._dimensions} if self._dimensions else {}
+        where = f"embeddings server {self.base_url} (model {self.model!r})"
+        try:
+            response = self._client.embeddings.create(input=batch, model=self.model, **options)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            message = self._redact(exc.message)
+            raise EmbedderAuthError(
+                f"{where} rejected the API key with HTTP {exc.status_code}: {message}"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise EmbedderError(
+                f"{where} failed with HTTP {exc.status_code}: {self._redact(exc.message)}"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise EmbedderError(f"{where} could not be reached: {exc}") from exc
+        self.stats.requests += 1
+        self.stats.inputs += len(batch)
+        usage = getattr(response, "usage", None)  # some compatible servers omit it
+        reported = usage.total_tokens if usage is not None else 0
+        self.stats.tokens += reported or estimated_tokens
+        data = sorted(response.data, key=lambda d: d.index)
+        if len(data) != len(batch):
+            raise EmbedderError(f"{where} sent {len(data)} embeddings for {len(batch)} inputs")
+        vectors = np.asarray([d.embedding for d in data], dtype=np.float32)
+        if vectors.shape[1] != self.dimension:
+            raise EmbedderError(
+                f"{where} returned {vectors.shape[1]}-dimensional vectors, expected "
+                f"{self.dimension}: set dimensions= to the model's size"
+            )
+        return vectors
+
+    def _redact(self, message: str) -> str:
+        return message.replace(self._api_key, "***")
+
+
+def build_embedder(kind: str, **options) -> Embedder:
+    """An embedder from configuration: kind "hashing" (local default) or "openai"."""
+    if kind == "hashing":
+        return HashingEmbedder(**options)
+    if kind == "openai":
+        return OpenAIEmbedder(**options)
+    raise ValueError(f"unknown embedder kind {kind!r}: expected 'hashing' or 'openai'")

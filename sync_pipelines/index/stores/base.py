@@ -1,0 +1,91 @@
+"""What every vector store offers the index: records in, filtered matches out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, Sequence, TypeVar
+
+import numpy as np
+
+from sync_pipelines.documents import ACCESS_ALL
+
+T = TypeVar("T")
+
+
+class StoreError(RuntimeError):
+    """A vector store refused or failed a request."""
+
+
+class StoreDimensionError(StoreError):
+    """The store's vectors and the embedder's vectors differ in size."""
+
+    def __init__(self, store: str, store_dim: int, embedder_dim: int):
+        super().__init__(
+            f"store {store} has dimension {store_dim} but embedder produces {embedder_dim}: "
+            "use a new index/table (or the matching embedder) rather than mixing vector sizes"
+        )
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    id: str
+    values: np.ndarray | list[float]
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    id: str
+    score: float  # cosine similarity: higher is closer
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Who is asking and where to look. `access` always contains "all", lower-cased."""
+
+    access: list[str]
+    source: str | None = None
+
+    def __post_init__(self):
+        identities = {a.strip().lower() for a in self.access if a.strip()} | {ACCESS_ALL}
+        object.__setattr__(self, "access", sorted(identities))
+
+    def allows(self, metadata: dict) -> bool:
+        """Whether a match with this metadata may be shown to the caller."""
+        access = metadata.get("access")
+        readers = [access] if isinstance(access, str) else list(access or [])
+        if not set(readers) & set(self.access):
+            return False
+        return self.source is None or metadata.get("source") == self.source
+
+
+class VectorStore(Protocol):
+    name: str  # stable key of store + index + namespace: the ledger's partition
+
+    def ensure_dimension(self, dim: int) -> None:
+        """Create the table/check the index; StoreDimensionError if sizes differ."""
+
+    def upsert(self, records: Sequence[VectorRecord]) -> int:
+        """Insert or overwrite by id; returns the number of requests made."""
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove by id (missing ids are fine); returns the number of requests made."""
+
+    def query(self, vector, top_k: int, filter: SearchFilter) -> list[Match]:
+        """The top_k closest records the filter allows, best first."""
+
+    def count(self) -> int: ...
+
+    def ids(self) -> set[str]:
+        """Every id in the store, for reconciliation and tests."""
+
+    def fetch_metadata(self, ids: Sequence[str]) -> dict[str, dict]: ...
+
+    def compact(self) -> None:
+        """Tidy up after a run's many small writes (a no-op where the service does it)."""
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

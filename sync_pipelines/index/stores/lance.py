@@ -1,0 +1,190 @@
+"""The embedded default store: a LanceDB table on local disk, no server to run."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from typing import Sequence
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from sync_pipelines.index.stores.base import (
+    Match,
+    SearchFilter,
+    StoreDimensionError,
+    VectorRecord,
+    batched,
+)
+
+# Metadata fields with columns of their own (filtered on or shown); the rest travels as JSON.
+_COLUMNS = ("access", "source", "doc_id", "text")
+_RESULT_COLUMNS = ["id", *_COLUMNS, "meta"]
+_IDS_PER_STATEMENT = 500
+_ROWS_PER_WRITE = 10_000
+
+
+class LanceStore:
+    """Chunks in one LanceDB table, searched by cosine distance with an access prefilter.
+
+    Every read checks for the latest table version, so runs in separate processes (Dagster
+    starts one per run) see each other's writes.
+    """
+
+    def __init__(self, path: str | os.PathLike, table: str = "chunks"):
+        self.path = os.path.abspath(path)
+        self.table_name = table
+        self.name = f"lance:{self.path}:{table}"
+        self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
+        self._table = None
+
+    def ensure_dimension(self, dim: int) -> None:
+        table = self._open()
+        if table is None:
+            table = self._table = self._db.create_table(
+                self.table_name, schema=_schema(dim), exist_ok=True
+            )
+        actual = table.schema.field("vector").type.list_size
+        if actual != dim:
+            raise StoreDimensionError(self.name, actual, dim)
+
+    def upsert(self, records: Sequence[VectorRecord]) -> int:
+        latest = list({r.id: r for r in records}.values())  # one row per id: last one wins
+        if not latest:
+            return 0
+        dim = len(latest[0].values)
+        self.ensure_dimension(dim)
+        writes = 0
+        for batch in batched(latest, _ROWS_PER_WRITE):
+            (
+                self._table.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(_rows(batch, dim, self.name))
+            )
+            writes += 1
+        return writes
+
+    def delete(self, ids: Sequence[str]) -> int:
+        table = self._open()
+        if table is None or not ids:
+            return 0
+        statements = 0
+        for batch in batched(list(ids), _IDS_PER_STATEMENT):
+            table.delete(f"id IN ({_sql_list(batch)})")
+            statements += 1
+        return statements
+
+    def query(self, vector, top_k: int, filter: SearchFilter) -> list[Match]:
+        table = self._open()
+        if table is None:
+            return []
+        vector = np.asarray(vector, dtype=np.float32)
+        dim = table.schema.field("vector").type.list_size
+        if vector.shape != (dim,):
+            raise StoreDimensionError(self.name, dim, vector.size)
+        where = f"array_has_any(access, [{_sql_list(filter.access)}])"
+        if filter.source is not None:
+            where += f" AND source = {_sql_string(filter.source)}"
+        rows = (
+            table.search(vector, vector_column_name="vector")
+            .distance_type("cosine")
+            .where(where, prefilter=True)
+            .select([*_RESULT_COLUMNS, "_distance"])
+            .limit(top_k)
+            .to_list()
+        )
+        return [Match(r["id"], 1.0 - float(r["_distance"]), _metadata(r)) for r in rows]
+
+    def count(self) -> int:
+        table = self._open()
+        return 0 if table is None else table.count_rows()
+
+    def ids(self) -> set[str]:
+        table = self._open()
+        if table is None:
+            return set()
+        return set(table.search().select(["id"]).limit(None).to_arrow()["id"].to_pylist())
+
+    def fetch_metadata(self, ids: Sequence[str]) -> dict[str, dict]:
+        table = self._open()
+        if table is None:
+            return {}
+        found = {}
+        for batch in batched(list(ids), _IDS_PER_STATEMENT):
+            rows = (
+                table.search()
+                .where(f"id IN ({_sql_list(batch)})")
+                .select(_RESULT_COLUMNS)
+                .limit(None)
+                .to_list()
+            )
+            found.update({r["id"]: _metadata(r) for r in rows})
+        return found
+
+    def compact(self) -> None:
+        """Merge the small fragments each upsert leaves and drop old versions (offline)."""
+        table = self._open()
+        if table is not None:
+            table.optimize()
+
+    def _open(self):
+        if self._table is None:
+            try:
+                self._table = self._db.open_table(self.table_name)
+            except ValueError:  # LanceDB's "table not found"
+                return None
+        return self._table
+
+
+def _schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+            pa.field("access", pa.list_(pa.string())),
+            pa.field("source", pa.string()),
+            pa.field("doc_id", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("meta", pa.string()),
+        ]
+    )
+
+
+def _rows(records: Sequence[VectorRecord], dim: int, store: str) -> pa.Table:
+    for record in records:
+        if len(record.values) != dim:
+            raise StoreDimensionError(store, dim, len(record.values))
+    vectors = np.asarray([np.asarray(r.values, dtype=np.float32) for r in records])
+    rest = [{k: v for k, v in r.metadata.items() if k not in _COLUMNS} for r in records]
+    return pa.table(
+        {
+            "id": [r.id for r in records],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
+            # Records without access are readable by no one: never default to public.
+            "access": [_readers(r.metadata.get("access")) for r in records],
+            "source": [r.metadata.get("source") for r in records],
+            "doc_id": [r.metadata.get("doc_id") for r in records],
+            "text": [r.metadata.get("text") for r in records],
+            "meta": [json.dumps(m, sort_keys=True, ensure_ascii=False) for m in rest],
+        },
+        schema=_schema(dim),
+    )
+
+
+def _readers(access) -> list[str]:
+    return [access] if isinstance(access, str) else [str(a) for a in access or []]
+
+
+def _metadata(row: dict) -> dict:
+    return {**json.loads(row["meta"] or "{}"), **{c: row[c] for c in _COLUMNS}}
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return ", ".join(_sql_string(v) for v in values)

@@ -1,0 +1,256 @@
+"""Embedders: the local hashing one, and the OpenAI one against a fake embeddings server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from sync_pipelines.index.embedders import (
+    EmbedderAuthError,
+    EmbedderError,
+    HashingEmbedder,
+    OpenAIEmbedder,
+    build_embedder,
+)
+from sync_pipelines.index.tokens import TokenCounter
+
+API_KEY = "sk-test-secret-0123456789"
+
+
+# --- HashingEmbedder -------------------------------------------------------------------------
+
+
+def test_hashing_vectors_are_unit_length_float32():
+    embedder = HashingEmbedder(dimension=64)
+    vectors = embedder.embed(["Deploy the sync", "!!!", "", "a"])
+    assert vectors.shape == (4, 64) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert embedder.embed([]).shape == (0, 64)
+    assert embedder.signature == "hashing-v1:64"
+    assert embedder.stats.inputs == 4 and embedder.stats.token_counter == "words"
+
+
+def test_hashing_similar_texts_are_closer_than_unrelated():
+    embedder = HashingEmbedder()
+    query, near, far = embedder.embed(
+        [
+            "the nightly slack sync failed with a rate limit error",
+            "slack sync failed again: rate limit error at night",
+            "quarterly revenue grew in the north-east sales region",
+        ]
+    )
+    assert query @ near > 0.4
+    assert query @ near > query @ far + 0.3
+
+
+def test_hashing_is_case_insensitive_and_order_aware():
+    embedder = HashingEmbedder()
+    a, b, c = embedder.embed(["New York to Boston", "new york TO boston", "Boston to New York"])
+    assert a @ b == pytest.approx(1.0, abs=1e-6)
+    assert a @ c < 0.99  # bigrams differ
+
+
+def test_hashing_is_identical_across_processes():
+    texts = ["Same text, other process.", "Zweiter Text mit Umlauten äöü", "日本語のテキスト"]
+    script = (
+        "import sys, json\n"
+        "from sync_pipelines.index.embedders import HashingEmbedder\n"
+        "print(json.dumps(HashingEmbedder(128).embed(json.loads(sys.argv[1])).tolist()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "999"},
+    ).stdout
+    theirs = np.asarray(json.loads(out), dtype=np.float32)
+    np.testing.assert_array_equal(theirs, HashingEmbedder(128).embed(texts))
+
+
+def test_hashing_is_fast():
+    rng = np.random.default_rng(0)
+    vocab = np.array([f"word{i}" for i in range(5000)])
+    texts = [" ".join(rng.choice(vocab, 40)) for _ in range(20_000)]
+    started = time.perf_counter()
+    HashingEmbedder().embed(texts)
+    assert time.perf_counter() - started < 6  # ~1 s on one core; slack for busy CI
+
+
+def test_build_embedder():
+    assert isinstance(build_embedder("hashing", dimension=32), HashingEmbedder)
+    assert build_embedder("openai", api_key="k", base_url="http://127.0.0.1:9/v1").dimension == 1536
+    with pytest.raises(ValueError, match="'sentence-transformers'"):
+        build_embedder("sentence-transformers")
+
+
+def test_openai_dimension_rules():
+    assert OpenAIEmbedder(api_key="k", model="text-embedding-3-large").dimension == 3072
+    assert OpenAIEmbedder(api_key="k", dimensions=256).signature == (
+        "openai:text-embedding-3-small:256"
+    )
+    with pytest.raises(ValueError, match="dimensions="):
+        OpenAIEmbedder(api_key="k", model="nomic-embed-text")
+    with pytest.raises(ValueError, match="api_key"):
+        OpenAIEmbedder(api_key="")
+
+
+# --- OpenAIEmbedder against a fake server ----------------------------------------------------
+
+
+class FakeEmbeddings:
+    """A scripted /v1/embeddings endpoint: records requests, answers from a queue of statuses.
+
+    Each vector encodes its input: [len(text), position in the request, 1, 0, ...].
+    """
+
+    def __init__(self, dimension=8, reply_format="auto"):
+        self.dimension = dimension
+        self.reply_format = reply_format  # "auto" = what the request asked for, or "float"
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.failures: list[tuple[int, dict]] = []  # (status, headers) answered first, in order
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(body)
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if fake.failures:
+                    status, headers = fake.failures.pop(0)
+                    return self.reply(status, {"error": {"message": f"status {status}"}}, headers)
+                self.reply(200, fake.answer(body))
+
+            def reply(self, status, payload, headers=None):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+
+    def answer(self, body: dict) -> dict:
+        dimension = body.get("dimensions", self.dimension)
+        data = []
+        for n, text in enumerate(body["input"]):
+            vector = np.zeros(dimension, dtype="<f4")
+            vector[:3] = [len(text), n, 1]
+            as_base64 = body.get("encoding_format") == "base64" and self.reply_format == "auto"
+            value = base64.b64encode(vector.tobytes()).decode() if as_base64 else vector.tolist()
+            data.append({"object": "embedding", "index": n, "embedding": value})
+        data.reverse()  # servers may answer out of order: `index` says where each belongs
+        tokens = sum(len(t) for t in body["input"])
+        return {"object": "list", "data": data, "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+@pytest.fixture
+def fake():
+    server = FakeEmbeddings()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def embedder(fake, **options) -> OpenAIEmbedder:
+    options = {"dimensions": fake.dimension, "counter": TokenCounter(), **options}
+    return OpenAIEmbedder(api_key=API_KEY, base_url=fake.base_url, max_retries=2, **options)
+
+
+@pytest.mark.parametrize("reply_format", ["auto", "float"])
+def test_decodes_base64_and_float_replies_in_input_order(fake, reply_format):
+    fake.reply_format = reply_format
+    texts = ["a", "bbb", "cc"]
+    vectors = embedder(fake).embed(texts)
+    assert fake.requests[0]["encoding_format"] == "base64"  # what the SDK asks for
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 8)
+    assert vectors[:, 0].tolist() == [1, 3, 2]
+    assert fake.headers[0]["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_batches_by_input_count(fake):
+    e = embedder(fake, max_batch_inputs=3)
+    vectors = e.embed([f"text {i}" * (i + 1) for i in range(7)])
+    assert [len(r["input"]) for r in fake.requests] == [3, 3, 1]
+    assert vectors[:, 0].tolist() == [len(f"text {i}" * (i + 1)) for i in range(7)]
+    assert e.stats.requests == 3 and e.stats.inputs == 7
+    assert e.stats.tokens == sum(len(f"text {i}" * (i + 1)) for i in range(7))
+    assert e.stats.token_counter == "utf8-bytes"
+
+
+def test_batches_by_token_budget(fake):
+    e = embedder(fake, max_batch_tokens=100, max_input_tokens=100)
+    e.embed(["x" * 40] * 5)
+    assert [len(r["input"]) for r in fake.requests] == [2, 2, 1]
+    assert all(sum(len(t.encode()) for t in r["input"]) <= 100 for r in fake.requests)
+
+
+def test_truncates_over_long_inputs(fake):
+    text = "é" * 100 + " tail"  # 205 bytes
+    embedder(fake, max_input_tokens=51).embed([text, "short"])
+    sent = fake.requests[0]["input"]
+    assert sent[0] == "é" * 25 and sent[1] == "short"  # cut at a character boundary
+
+
+def test_dimensions_sent_only_when_set(fake):
+    embedder(fake, dimensions=8).embed(["a"])
+    fake.dimension = 1536
+    embedder(fake, dimensions=None).embed(["a"])
+    assert fake.requests[0]["dimensions"] == 8
+    assert "dimensions" not in fake.requests[1]
+
+
+def test_wrong_dimension_is_a_clear_error(fake):
+    with pytest.raises(EmbedderError, match="returned 8-dimensional vectors, expected 1536"):
+        embedder(fake, dimensions=None).embed(["a"])
+
+
+def test_empty_input_makes_no_request(fake):
+    assert embedder(fake).embed([]).shape == (0, 8)
+    assert fake.requests == []
+    with pytest.raises(ValueError, match="empty text"):
+        embedder(fake).embed(["fine", "  "])
+
+
+def test_401_fails_fast_without_leaking_the_key(fake):
+    fake.failures = [(401, {})] * 5
+    with pytest.raises(EmbedderAuthError) as caught:
+        embedder(fake).embed(["a"])
+    message = str(caught.value)
+    assert fake.base_url in message and "text-embedding-3-small" in message and "401" in message
+    assert API_KEY not in message and caught.value.__cause__ is None
+    assert len(fake.requests) == 1  # never retried
+
+
+def test_429_waits_out_retry_after_then_succeeds(fake):
+    fake.failures = [(429, {"Retry-After": "1"})]
+    started = time.monotonic()
+    vectors = embedder(fake).embed(["a", "b"])
+    assert time.monotonic() - started >= 0.9
+    assert len(fake.requests) == 2 and vectors.shape == (2, 8)
+
+
+def test_persistent_server_errors_surface_after_retries(fake):
+    fake.failures = [(503, {"retry-after-ms": "10"})] * 10
+    with pytest.raises(EmbedderError, match="HTTP 503"):
+        embedder(fake).embed(["a"])
+    assert len(fake.requests) == 3  # first try + max_retries=2

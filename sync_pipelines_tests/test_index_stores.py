@@ -1,0 +1,385 @@
+"""Vector stores and search: LanceDB on disk, Pinecone against the sandbox emulator.
+
+The property that matters most: a chunk is never returned to someone outside its access list.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pinecone
+import pytest
+
+from sync_pipelines.index.embedders import HashingEmbedder
+from sync_pipelines.index.search import search
+from sync_pipelines.index.stores import build_store
+from sync_pipelines.index.stores.base import (
+    Match,
+    SearchFilter,
+    StoreDimensionError,
+    StoreError,
+    VectorRecord,
+)
+from sync_pipelines.index.stores.lance import LanceStore
+from sync_pipelines.index.stores import pinecone as pinecone_store
+from sync_pipelines.index.stores.pinecone import PineconeAuthError, PineconeStore
+from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
+from sync_pipelines.sandbox.server import Sandbox
+
+OUTSIDER = "eve@outside.test"
+INSIDER = "ana@acme.test"
+
+
+def record(vector_id: str, vector, access=("all",), source="slack", **extra) -> VectorRecord:
+    doc_id = vector_id.split("#")[0]
+    metadata = {"access": list(access), "source": source, "doc_id": doc_id,
+                "text": f"text of {vector_id}", **extra}
+    return VectorRecord(vector_id, np.asarray(vector, dtype=np.float32), metadata)
+
+
+def unit(rng, dim: int, around=None, noise: float = 1.0) -> np.ndarray:
+    vector = rng.normal(size=dim) * noise + (0 if around is None else around)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def mixed_records(dim: int, n: int = 60, seed: int = 1):
+    """A query vector, private records right next to it, public ones further away."""
+    rng = np.random.default_rng(seed)
+    query = unit(rng, dim)
+    records = []
+    for i in range(n):
+        private = i % 3 != 0
+        vector = unit(rng, dim, around=query * 20, noise=1.0 if private else 3.0)
+        access = (INSIDER, "eng@acme.test") if private else ("all",)
+        records.append(record(f"doc{i}#0", vector, access, source="jira" if i % 2 else "slack"))
+    return query, records
+
+
+def assert_never_leaks(matches: list[Match], identities: set[str]) -> None:
+    for match in matches:
+        assert set(match.metadata["access"]) & (identities | {"all"}), match.id
+
+
+# --- LanceStore ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lance(tmp_path) -> LanceStore:
+    return LanceStore(tmp_path / "vectors")
+
+
+def test_lance_empty_store(lance):
+    assert lance.count() == 0 and lance.ids() == set()
+    assert lance.query([1.0, 0.0], 5, SearchFilter(["all"])) == []
+    assert lance.delete(["x#0"]) == 0 and lance.fetch_metadata(["x#0"]) == {}
+    assert lance.name.startswith("lance:") and lance.name.endswith(":chunks")
+
+
+def test_lance_upsert_overwrite_delete_query(lance):
+    lance.ensure_dimension(4)
+    assert lance.upsert([
+        record("a#0", [1, 0, 0, 0], title="A", timestamp_epoch=1.5, tags=["x", "y"]),
+        record("a#1", [0, 1, 0, 0]),
+        record("it's\\odd#0", [0, 0, 1, 0]),
+    ]) == 1
+    assert lance.count() == 3
+    (top,) = lance.query([1, 0, 0, 0], 1, SearchFilter(["all"]))
+    assert top.id == "a#0" and top.score == pytest.approx(1.0)
+    assert top.metadata == {"access": ["all"], "source": "slack", "doc_id": "a",
+                            "text": "text of a#0", "title": "A", "timestamp_epoch": 1.5,
+                            "tags": ["x", "y"]}
+
+    lance.upsert([record("a#0", [0, 0, 0, 1], title="A2")])  # overwrite by id
+    assert lance.count() == 3
+    assert lance.fetch_metadata(["a#0"])["a#0"]["title"] == "A2"
+    assert lance.query([0, 0, 0, 1], 1, SearchFilter(["all"]))[0].id == "a#0"
+
+    assert lance.delete(["it's\\odd#0", "never#0"]) == 1
+    assert lance.ids() == {"a#0", "a#1"}
+
+
+def test_lance_access_filter_never_returns_private_chunks(lance):
+    query, records = mixed_records(16)
+    lance.ensure_dimension(16)
+    lance.upsert(records)
+    outsider = lance.query(query, 50, SearchFilter([OUTSIDER]))
+    assert outsider and all(m.metadata["access"] == ["all"] for m in outsider)
+    insider = lance.query(query, 5, SearchFilter([INSIDER.upper()]))
+    assert all(m.metadata["access"] != ["all"] for m in insider)  # the close private ones
+    assert [m.score for m in insider] == sorted((m.score for m in insider), reverse=True)
+    jira = lance.query(query, 50, SearchFilter([INSIDER], source="jira"))
+    assert jira and {m.metadata["source"] for m in jira} == {"jira"}
+    assert lance.query(query, 5, SearchFilter([INSIDER], source="it's")) == []
+
+
+def test_lance_dimension_mismatch_is_a_clear_error(lance):
+    lance.ensure_dimension(4)
+    with pytest.raises(StoreDimensionError, match="has dimension 4 but embedder produces 8"):
+        lance.ensure_dimension(8)
+    with pytest.raises(StoreDimensionError, match="dimension 4 but embedder produces 3"):
+        lance.upsert([record("a#0", [1, 0, 0])])
+    with pytest.raises(StoreDimensionError):
+        lance.query([1, 0], 3, SearchFilter(["all"]))
+
+
+def test_lance_batched_deletes_and_compaction(lance):
+    rng = np.random.default_rng(0)
+    lance.ensure_dimension(8)
+    for start in range(0, 1200, 100):  # many small writes leave many fragments
+        lance.upsert([record(f"d{i}#0", unit(rng, 8)) for i in range(start, start + 100)])
+    assert lance.delete([f"d{i}#0" for i in range(1100)]) == 3  # 500 ids per statement
+    lance.compact()
+    assert lance.count() == 100 and lance.ids() == {f"d{i}#0" for i in range(1100, 1200)}
+    lance.upsert([record("late#0", unit(rng, 8))])
+    assert lance.count() == 101
+
+
+def test_lance_runs_in_separate_processes_see_each_other(lance, tmp_path):
+    lance.ensure_dimension(4)
+    lance.upsert([record("parent#0", [1, 0, 0, 0])])
+    script = (
+        "import sys\n"
+        "from sync_pipelines.index.stores.lance import LanceStore\n"
+        "from sync_pipelines.index.stores.base import VectorRecord\n"
+        "store = LanceStore(sys.argv[1])\n"
+        "print(sorted(store.ids()))\n"
+        "store.upsert([VectorRecord('child#0', [0, 1, 0, 0], {'access': ['all']})])\n"
+        "store.delete(['parent#0'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "vectors")],
+        capture_output=True, text=True, check=True, env=dict(os.environ),
+    ).stdout
+    assert "parent#0" in out
+    assert lance.ids() == {"child#0"}  # the same open store sees the other process's writes
+
+
+def test_build_store(tmp_path):
+    assert isinstance(build_store("lance", path=tmp_path / "v"), LanceStore)
+    with pytest.raises(ValueError, match="'faiss'"):
+        build_store("faiss")
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+def indexed(lance: LanceStore, embedder: HashingEmbedder) -> None:
+    texts = {
+        "pub#0": ("all",),
+        "secret#0": (INSIDER,),
+        "team#0": ("eng@acme.test", INSIDER),
+    }
+    records = []
+    for vector_id, access in texts.items():
+        text = f"incident review for the payment outage ({vector_id})"
+        vector = embedder.embed([text])[0]
+        records.append(record(vector_id, vector, access, source="notion"))
+    records.append(record("other#0", embedder.embed(["lunch menu on friday"])[0]))
+    lance.ensure_dimension(embedder.dimension)
+    lance.upsert(records)
+
+
+def test_search_respects_access_and_source(lance):
+    embedder = HashingEmbedder()
+    indexed(lance, embedder)
+    anonymous = search("payment outage review", embedder, lance, top_k=10)
+    assert {m.id for m in anonymous} == {"pub#0", "other#0"}
+    mine = search("payment outage review", embedder, lance, top_k=3, as_user=" Ana@ACME.test ")
+    assert {"secret#0", "team#0"} <= {m.id for m in mine} and mine[0].id != "other#0"
+    notion = search("payment outage", embedder, lance, source="notion", as_user=OUTSIDER)
+    assert [m.id for m in notion] == ["pub#0"]
+    assert len(search("payment", embedder, lance, top_k=1, as_user=INSIDER)) == 1
+    with pytest.raises(ValueError, match="empty"):
+        search("  ", embedder, lance)
+
+
+class LeakyStore:
+    """A store whose filter is broken: it returns every match, readable or not."""
+
+    name = "leaky"
+
+    def query(self, vector, top_k, filter):
+        return [
+            Match("private#0", 0.99, {"access": [INSIDER], "source": "slack"}),
+            Match("no-access#0", 0.98, {"source": "slack"}),
+            Match("public#0", 0.5, {"access": ["all"], "source": "slack"}),
+            Match("other-source#0", 0.4, {"access": ["all"], "source": "jira"}),
+        ][:top_k]
+
+
+def test_search_post_filters_what_a_store_lets_through():
+    embedder = HashingEmbedder(dimension=8)
+    # Over-fetching lets the post-filter still fill top_k.
+    assert [m.id for m in search("q", embedder, LeakyStore(), top_k=2)] == [
+        "public#0", "other-source#0"
+    ]
+    assert [m.id for m in search("q", embedder, LeakyStore(), top_k=5, as_user=INSIDER)] == [
+        "private#0", "public#0", "other-source#0"
+    ]
+    assert search("q", embedder, LeakyStore(), source="slack", as_user=OUTSIDER)[0].id == "public#0"
+
+
+def test_search_filter_normalizes_identities():
+    assert SearchFilter([" Ana@Acme.TEST", ""]).access == ["all", INSIDER]
+    assert SearchFilter([INSIDER]).allows({"access": "all"})
+    assert not SearchFilter([INSIDER]).allows({"access": []})
+
+
+# --- PineconeStore against the sandbox emulator ----------------------------------------------
+
+DIM = 1536
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(pinecone_dimension=DIM) as sb:
+        yield sb
+
+
+@pytest.fixture
+def pine(sandbox) -> PineconeStore:
+    sandbox.pinecone.reset(DIM)
+    sandbox.knobs.reset()
+    sandbox.knobs.latency_ms = 0
+    return PineconeStore(SANDBOX_PINECONE_KEY, sandbox.pinecone_host, namespace="test")
+
+
+def big_records(n: int, text_bytes: int = 5000, seed: int = 0) -> list[VectorRecord]:
+    rng = np.random.default_rng(seed)
+    return [record(f"doc{i}#0", unit(rng, DIM), text="é" * (text_bytes // 2))
+            for i in range(n)]
+
+
+def test_pinecone_upserts_in_batches_under_the_request_limits(pine, sandbox):
+    records = big_records(600)  # ~11 KB each: a single request would be ~6.7 MB
+    naive = pinecone.Pinecone(api_key=SANDBOX_PINECONE_KEY).Index(host=sandbox.pinecone_host)
+    payload = [{"id": r.id, "values": r.values.tolist(), "metadata": r.metadata} for r in records]
+    with pytest.raises(pinecone.errors.ApiError, match="exceeds the maximum supported size"):
+        naive.upsert(vectors=payload, namespace="test")
+    sandbox.pinecone.reset(DIM)
+    requests = pine.upsert(records)
+    upserts = [n for route, n in sandbox.pinecone.request_log if route == "upsert"]
+    assert requests == len(upserts) >= 4 and sum(upserts) == 600
+    assert pine.count() == 600 and len(pine.ids()) == 600  # ids() pages through 100 at a time
+    stored = sandbox.pinecone.vectors("test")["doc7#0"]
+    np.testing.assert_allclose(stored[0], records[7].values, rtol=1e-6)
+    assert stored[1]["text"] == records[7].metadata["text"]
+
+
+def test_pinecone_batches_by_count_too(sandbox):
+    sandbox.pinecone.reset(DIM)
+    store = PineconeStore(SANDBOX_PINECONE_KEY, sandbox.pinecone_host, max_batch_vectors=50)
+    assert store.upsert(big_records(260, text_bytes=10)) == 6
+    assert max(n for route, n in sandbox.pinecone.request_log if route == "upsert") == 50
+    assert store.count() == 260  # the default namespace
+
+
+def test_pinecone_upserts_in_parallel(sandbox):
+    sandbox.pinecone.reset(DIM)
+    store = PineconeStore(
+        SANDBOX_PINECONE_KEY, sandbox.pinecone_host, max_workers=4, max_batch_vectors=10
+    )
+    sandbox.knobs.latency_ms = 200
+    started = time.monotonic()
+    assert store.upsert(big_records(80, text_bytes=10)) == 8
+    elapsed = time.monotonic() - started
+    sandbox.knobs.latency_ms = 0
+    assert elapsed < 8 * 0.2 * 0.6  # one at a time would take 1.6 s; 4 in flight about 0.4 s
+    assert store.count() == 80
+
+
+def test_pinecone_truncates_metadata_over_40kb(pine, sandbox):
+    (rec,) = big_records(1, text_bytes=90_000)
+    pine.upsert([rec])
+    text = pine.fetch_metadata(["doc0#0"])["doc0#0"]["text"]
+    assert 30_000 < len(text.encode()) < 40_960 and rec.metadata["text"].startswith(text)
+
+
+def test_pinecone_delete_and_fetch(pine):
+    pine.upsert(big_records(1200, text_bytes=10))
+    assert pine.delete([f"doc{i}#0" for i in range(1100)] + ["never#0"]) == 2
+    assert pine.count() == 100
+    found = pine.fetch_metadata([f"doc{i}#0" for i in range(1090, 1200)])
+    assert set(found) == {f"doc{i}#0" for i in range(1100, 1200)}
+
+
+def test_pinecone_query_filters_by_access_and_source(pine):
+    query, records = mixed_records(DIM)
+    pine.upsert(records)
+    outsider = pine.query(query, 50, SearchFilter([OUTSIDER]))
+    assert outsider and all(m.metadata["access"] == ["all"] for m in outsider)
+    insider = pine.query(query, 5, SearchFilter([INSIDER]))
+    assert all(INSIDER in m.metadata["access"] for m in insider)
+    jira = pine.query(query, 50, SearchFilter([INSIDER], source="jira"))
+    assert jira and {m.metadata["source"] for m in jira} == {"jira"}
+    assert_never_leaks(search_vector(pine, query), {OUTSIDER})
+
+
+def search_vector(store, vector):
+    class Fixed:
+        dimension = DIM
+
+        def embed(self, texts):
+            return np.asarray([vector])
+
+    return search("anything", Fixed(), store, top_k=20, as_user=OUTSIDER)
+
+
+def test_pinecone_dimension_mismatch(pine):
+    pine.ensure_dimension(DIM)
+    with pytest.raises(StoreDimensionError, match=f"has dimension {DIM} but embedder produces 384"):
+        pine.ensure_dimension(384)
+
+
+def test_pinecone_bad_key_fails_fast_and_names_host_not_key(sandbox):
+    sandbox.knobs.reset()
+    store = PineconeStore("pcsk-wrong-secret", sandbox.pinecone_host, namespace="team-a")
+    with pytest.raises(PineconeAuthError) as caught:
+        store.ensure_dimension(DIM)
+    message = str(caught.value)
+    assert sandbox.pinecone_host in message and "'team-a'" in message and "401" in message
+    assert "pcsk-wrong-secret" not in message
+    assert sandbox.knobs.calls["describe_index_stats"] == 1 and store.retries == 0
+
+
+def test_pinecone_bad_request_is_not_retried(pine, sandbox):
+    with pytest.raises(StoreError, match="HTTP 400 to upsert"):
+        pine.upsert([record("x" * 600, unit(np.random.default_rng(0), DIM))])  # id too long
+    assert sandbox.knobs.calls["upsert"] == 1 and pine.retries == 0
+
+
+def test_pinecone_429_is_waited_out(pine, sandbox):
+    sandbox.knobs.inject("upsert", "429", count=1, retry_after=1)
+    started = time.monotonic()
+    pine.upsert(big_records(3, text_bytes=10))
+    assert time.monotonic() - started >= 0.9
+    assert sandbox.knobs.count_429["upsert"] == 1 and pine.count() == 3
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    """No real sleeping between retries: ours (tenacity) and the SDK's own."""
+    from pinecone._internal import http_client
+    from tenacity import wait_none
+
+    monkeypatch.setattr(pinecone_store, "_BACKOFF", wait_none())
+    monkeypatch.setattr(http_client, "_retry_sleep", lambda seconds: None)
+
+
+def test_pinecone_server_errors_retried_until_they_pass(pine, sandbox, fast_backoff):
+    sandbox.knobs.inject("upsert", "503", count=6)  # more than the SDK's own retries absorb
+    pine.upsert(big_records(2, text_bytes=10))
+    assert pine.count() == 2 and pine.retries >= 1
+
+
+def test_pinecone_persistent_server_errors_give_up_clearly(sandbox, fast_backoff):
+    sandbox.knobs.reset()
+    store = PineconeStore(SANDBOX_PINECONE_KEY, sandbox.pinecone_host, max_attempts=3)
+    sandbox.knobs.inject("query", "500", count=100)
+    with pytest.raises(StoreError, match="HTTP 500 to query"):
+        store.query(np.ones(DIM), 3, SearchFilter(["all"]))
+    assert store.retries == 2
