@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -54,6 +54,8 @@ class SyncHarness:
     embedder: EmbedderResource
     vector_store: VectorStoreResource
 
+    extra_resources: dict = field(default_factory=dict)
+
     def resources(self) -> dict:
         return {
             "connections": ConnectionRegistry(path=str(self.registry)),
@@ -61,11 +63,11 @@ class SyncHarness:
             "slack": self.slack,
             "embedder": self.embedder,
             "vector_store": self.vector_store,
+            **self.extra_resources,
         }
 
-    def sync_slack(self, days: list[str], connection: str = "acme", raise_on_error=True):
-        from sync_pipelines.definitions import slack_asset
-
+    def sync(self, asset, days: list[str], connection: str = "acme", raise_on_error=True):
+        """Materialize a source asset for one connection over a range of days, in one run."""
         first, last = min(days), max(days)
         kwargs = {}
         if first == last:
@@ -76,12 +78,17 @@ class SyncHarness:
                 "dagster/asset_partition_range_end": f"{connection}|{last}",
             }
         return materialize(
-            [slack_asset],
+            [asset],
             instance=self.instance,
             resources=self.resources(),
             raise_on_error=raise_on_error,
             **kwargs,
         )
+
+    def sync_slack(self, days: list[str], connection: str = "acme", raise_on_error=True):
+        from sync_pipelines.definitions import slack_asset
+
+        return self.sync(slack_asset, days, connection, raise_on_error)
 
     def index(self, raise_on_error=True):
         from sync_pipelines.definitions import slack_asset, vector_index
@@ -99,8 +106,8 @@ class SyncHarness:
         (event,) = result.asset_materializations_for_node(node)[-1:]
         return {k: v.value for k, v in event.metadata.items()}
 
-    def documents(self, result) -> list:
-        paths = self.metadata(result, "slack")["documents_files"]
+    def documents(self, result, node: str = "slack") -> list:
+        paths = self.metadata(result, node)["documents_files"]
         return [d for p in paths for d in DocumentFiles.read(p)]
 
 
@@ -125,7 +132,8 @@ def harness(tmp_path, sandbox, monkeypatch) -> SyncHarness:
     registry = tmp_path / "connections.yaml"
     write_registry(registry, sandbox)
     instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(connections_partitions_name("slack"), ["acme", "broken"])
+    for source in ("slack", "jira", "notion", "fireflies", "tempo"):
+        instance.add_dynamic_partitions(connections_partitions_name(source), ["acme", "broken"])
     return SyncHarness(
         tmp=tmp_path,
         sandbox=sandbox,

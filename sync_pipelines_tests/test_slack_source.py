@@ -176,7 +176,7 @@ def test_rate_limit_waited_out(harness):
     result = harness.sync_slack([day(-1)])
     meta = harness.metadata(result, "slack")
     assert meta["rate_limited_429"] == 2
-    assert time.monotonic() - started >= 2.0
+    assert time.monotonic() - started >= 1.0  # each 429 asked for 1 s (two workers may wait in parallel)
     assert harness.sandbox.knobs.count_429["conversations.history"] == 2
 
 

@@ -1,0 +1,107 @@
+"""`python -m sync_pipelines.sandbox`: serve every emulator on fixed ports until Ctrl-C.
+
+Prints the URLs and the `export` lines a client (or `sync-pipelines`) needs. `main(argv)` is
+the same entry point for the project CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import threading
+from collections.abc import Sequence
+
+from sync_pipelines.sandbox.company import Company
+from sync_pipelines.sandbox.knobs import FAULT_KINDS, Knobs
+from sync_pipelines.sandbox.server import Sandbox, fixed_ports
+
+
+def _rate_limit(text: str) -> tuple[str, int]:
+    route, sep, limit = text.partition("=")
+    if not sep or not route or not limit.isdigit():
+        raise argparse.ArgumentTypeError(f"expected ROUTE=REQUESTS_PER_MINUTE, got {text!r}")
+    return route, int(limit)
+
+
+def _fault_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = set(kinds) - set(FAULT_KINDS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault kinds {sorted(unknown)}; use {FAULT_KINDS}"
+        )
+    return kinds
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sync_pipelines.sandbox", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--messages", type=int, default=2000, help="Slack messages, replies included")
+    p.add_argument("--days", type=int, default=14, help="days of history ending on --anchor")
+    p.add_argument(
+        "--anchor",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="last day of history, YYYY-MM-DD (default: today, UTC)",
+    )
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument(
+        "--rate-limit",
+        type=_rate_limit,
+        action="append",
+        default=[],
+        metavar="ROUTE=N",
+        help="max requests per minute for a route, e.g. conversations.history=50 (repeatable)",
+    )
+    p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault")
+    p.add_argument(
+        "--fault-kinds",
+        type=_fault_kinds,
+        default=FAULT_KINDS,
+        help=f"comma-separated subset of {','.join(FAULT_KINDS)}",
+    )
+    p.add_argument("--timeout-s", type=float, default=30.0, help="stall of a 'timeout' fault")
+    p.add_argument(
+        "--port-base", type=int, default=8700, help="slack = base+1, openai +2, pinecone +3"
+    )
+    p.add_argument("--pinecone-dimension", type=int, default=384)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
+    """Serve until Ctrl-C (or until `stop` is set, for callers that run it in a thread)."""
+    args = parser().parse_args(argv)
+    company = Company.generate(
+        seed=args.seed, messages=args.messages, days=args.days, anchor=args.anchor
+    )
+    knobs = Knobs(
+        latency_ms=args.latency_ms,
+        rate_limits=dict(args.rate_limit),
+        fault_rate=args.fault_rate,
+        fault_kinds=args.fault_kinds,
+        timeout_s=args.timeout_s,
+        seed=args.seed,
+    )
+    sandbox = Sandbox(company, knobs, fixed_ports(args.port_base), args.pinecone_dimension)
+    with sandbox:
+        print(
+            f"Sandbox company: {len(company.people)} people, {args.messages} Slack messages over "
+            f"{args.days} days ending {company.anchor} (seed {args.seed})"
+        )
+        for name, url in sandbox.urls.items():
+            print(f"  {name:<10} {url}")
+        print()
+        for var, value in sandbox.env().items():
+            print(f"export {var}={value}")
+        print("\nServing; Ctrl-C to stop.", flush=True)
+        try:
+            (stop or threading.Event()).wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

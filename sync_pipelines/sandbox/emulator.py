@@ -1,0 +1,29 @@
+"""What one vendor emulator registers with the sandbox server.
+
+Adding a vendor (Jira, Notion, Gong, ...) means writing one module that exposes an `EMULATOR`
+and listing it in `server.EMULATORS`; the server gives it a port, the knobs middleware and its
+entry in `Sandbox.env()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp
+
+from sync_pipelines.sandbox.company import Company
+from sync_pipelines.sandbox.knobs import FaultBody, RouteOf
+
+
+@dataclass(frozen=True)
+class Emulator:
+    name: str  # also the Sandbox attribute holding its state: sandbox.slack, sandbox.pinecone
+    port_offset: int  # port = --port-base + offset when ports are fixed
+    make_state: Callable[[Company, Mapping[str, Any]], Any]  # (company, Sandbox options) -> state
+    make_app: Callable[[Any], ASGIApp]  # state -> app, without the knobs middleware
+    route_of: RouteOf  # request -> knob route name
+    fault_body: FaultBody  # "429" | "401" | "500" | "503" -> (status, body) as the vendor sends
+    client_url: Callable[[str], str]  # "http://127.0.0.1:P" -> the URL a client is configured with
+    env: Callable[[str, Any], dict[str, str]]  # (client_url, state) -> env vars for a client

@@ -1,0 +1,152 @@
+"""Run every emulator on 127.0.0.1, each its own uvicorn server in a background thread.
+
+    with Sandbox() as sandbox:
+        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.slack_base_url)
+
+One knobs middleware wraps every app, so latency, rate limits and faults behave the same for
+all vendors. New emulators are added by listing their `EMULATOR` in `EMULATORS`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import uvicorn
+
+from sync_pipelines.sandbox import openai_api, pinecone_api, slack
+from sync_pipelines.sandbox.company import Company
+from sync_pipelines.sandbox.emulator import Emulator
+from sync_pipelines.sandbox.knobs import Knobs, KnobsMiddleware
+
+EMULATORS: tuple[Emulator, ...] = (slack.EMULATOR, openai_api.EMULATOR, pinecone_api.EMULATOR)
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT_S = 5.0
+
+
+def fixed_ports(base: int) -> dict[str, int]:
+    """Ports for a long-running sandbox: base + each emulator's offset (slack 8701 for 8700)."""
+    return {emulator.name: base + emulator.port_offset for emulator in EMULATORS}
+
+
+class _Server:
+    """One emulator app on its own socket, uvicorn event loop and thread."""
+
+    def __init__(self, app: Any, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, port))
+        self.sock.listen(128)  # connections queue from now on, even before uvicorn serves
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run,
+            kwargs={"sockets": [self.sock]},
+            name=f"sandbox-{port}",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wait_started(self, deadline: float) -> None:
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox server on port {self.port} did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        self.sock.close()
+
+
+class Sandbox:
+    """All emulators, seeded with one company and driven by one set of knobs.
+
+    Attributes: company, knobs, `states`/`urls` by emulator name, the same states as attributes
+    (`sandbox.slack`, `sandbox.openai`, `sandbox.pinecone`) and the client URLs below.
+    `ports` maps emulator names to fixed ports; missing names get a free port.
+    """
+
+    def __init__(
+        self,
+        company: Company | None = None,
+        knobs: Knobs | None = None,
+        ports: Mapping[str, int] | None = None,
+        pinecone_dimension: int = 384,
+    ):
+        self.company = company or Company.generate()
+        self.knobs = knobs or Knobs()
+        self.ports = dict(ports or {})
+        options = {"pinecone_dimension": pinecone_dimension}
+        self.states: dict[str, Any] = {
+            e.name: e.make_state(self.company, options) for e in EMULATORS
+        }
+        self.urls: dict[str, str] = {}
+        self._servers: list[_Server] = []
+
+    def __getattr__(self, name: str) -> Any:
+        states = self.__dict__.get("states", {})
+        if name in states:
+            return states[name]
+        raise AttributeError(name)
+
+    @property
+    def slack_base_url(self) -> str:
+        return self.urls["slack"]
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.urls["openai"]
+
+    @property
+    def pinecone_host(self) -> str:
+        return self.urls["pinecone"]
+
+    def env(self) -> dict[str, str]:
+        """Environment variables pointing a client at every emulator."""
+        out: dict[str, str] = {}
+        for emulator in EMULATORS:
+            out.update(emulator.env(self.urls[emulator.name], self.states[emulator.name]))
+        return out
+
+    def start(self) -> Sandbox:
+        """Bind every port, start the servers, return once all of them serve."""
+        try:
+            for emulator in EMULATORS:
+                server = _Server(self._app(emulator), self.ports.get(emulator.name, 0))
+                self._servers.append(server)
+                self.urls[emulator.name] = emulator.client_url(f"http://{HOST}:{server.port}")
+                server.start()
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            for server in self._servers:
+                server.wait_started(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _app(self, emulator: Emulator) -> KnobsMiddleware:
+        app = emulator.make_app(self.states[emulator.name])
+        return KnobsMiddleware(app, self.knobs, emulator.route_of, emulator.fault_body)
+
+    def stop(self) -> None:
+        for server in self._servers:  # signal all first: they wind down in parallel
+            server.server.should_exit = True
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,56 @@
+"""The contract every source passes against its emulator (see test_source_contract.py).
+
+A source joins by adding a module here that defines `CONTRACT = SourceContract(...)`; the
+contract test discovers every such module, so a new source gets the checks for free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from dagster import AssetsDefinition, ConfigurableResource
+
+from sync_pipelines.sandbox.company import Company
+from sync_pipelines.sandbox.server import Sandbox
+
+
+@dataclass(frozen=True)
+class SourceContract:
+    """How the contract test drives one source.
+
+    name: the source (and asset) name, e.g. "jira".
+    asset: the source's partitioned asset.
+    resources: (sandbox) -> {resource key: resource} the asset needs beyond connections and
+        documents, configured for the sandbox with no client-side pacing.
+    registry_entry: (sandbox, connection_id, secret_env) -> one YAML list item (text, starting
+        with "  - id: ...") of connections.yaml whose main secret is read from `secret_env`.
+    good_secret: the value of that secret the emulator accepts.
+    list_route: the knob route of the paginated listing call (faults are injected there and
+        its call count proves paging).
+    expected_ids: (company, start, end) -> every doc_id a full sync of [start, end) yields.
+    extra_env: other environment variables the registry entry names (e.g. the Jira email).
+    data_days: (first, last) day offsets from today that hold data, for the range run.
+    """
+
+    name: str
+    asset: AssetsDefinition
+    resources: Callable[[Sandbox], dict[str, ConfigurableResource]]
+    registry_entry: Callable[[Sandbox, str, str], str]
+    good_secret: str
+    list_route: str
+    expected_ids: Callable[[Company, datetime, datetime], set[str]]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    data_days: tuple[int, int] = (-3, 0)
+
+
+def discover() -> list[SourceContract]:
+    contracts = []
+    for module in pkgutil.iter_modules(__path__):
+        loaded = importlib.import_module(f"{__name__}.{module.name}")
+        if isinstance(getattr(loaded, "CONTRACT", None), SourceContract):
+            contracts.append(loaded.CONTRACT)
+    return sorted(contracts, key=lambda c: c.name)

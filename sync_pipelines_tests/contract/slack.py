@@ -1,0 +1,38 @@
+"""Slack's place in the source contract."""
+
+from sync_pipelines.definitions import slack_asset
+from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines.sources.slack.sync import SKIPPED_SUBTYPES
+from sync_pipelines_tests.contract import SourceContract
+
+
+def expected_ids(company, start, end):
+    ids = set()
+    for channel in company.slack_channels():
+        if channel.is_archived or not company.bot_can_read(channel):
+            continue
+        for msg in company.channel_messages(channel.id):
+            if start.timestamp() <= float(msg.ts) < end.timestamp():
+                for m in [msg, *company.thread_replies(channel.id, msg.ts)]:
+                    if (m.text or "").strip() and m.subtype not in SKIPPED_SUBTYPES:
+                        ids.add(f"slack:acme:{channel.id}:{m.ts}")
+    return ids
+
+
+CONTRACT = SourceContract(
+    name="slack",
+    asset=slack_asset,
+    resources=lambda sandbox: {
+        "slack": SlackResource(
+            base_url=sandbox.slack_base_url, tier_limits_per_minute={}, page_size=50, timeout_s=5
+        )
+    },
+    registry_entry=lambda sandbox, conn_id, env: (
+        f"  - id: {conn_id}\n    source: slack\n    base_url: {sandbox.slack_base_url}\n"
+        f"    credentials: {{token: {env}}}\n"
+    ),
+    good_secret=SANDBOX_SLACK_TOKEN,
+    list_route="conversations.history",
+    expected_ids=expected_ids,
+)
