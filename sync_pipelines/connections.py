@@ -25,6 +25,10 @@ _CONNECTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # connection; the first credential listed must be set for the connection to exist.
 STANDARD_ENV: dict[str, tuple[dict[str, str], str]] = {
     "slack": ({"token": "SLACK_BOT_TOKEN"}, "SLACK_BASE_URL"),
+    "jira": ({"api_token": "JIRA_API_TOKEN", "email": "JIRA_EMAIL"}, "JIRA_BASE_URL"),
+    "notion": ({"token": "NOTION_TOKEN"}, "NOTION_BASE_URL"),
+    "fireflies": ({"api_key": "FIREFLIES_API_KEY"}, "FIREFLIES_BASE_URL"),
+    "tempo": ({"token": "TEMPO_API_TOKEN"}, "TEMPO_BASE_URL"),
 }
 
 

@@ -1,0 +1,117 @@
+"""The contract every source passes against its emulator: paging, 429, 5xx, an empty window,
+idempotent re-runs, bad credentials and month backfills in few runs."""
+
+import math
+import time
+from datetime import timedelta
+
+import pytest
+from dagster import DagsterEventType
+
+from sync_pipelines.documents import DocumentFiles
+from sync_pipelines_tests.conftest import day, today
+from sync_pipelines_tests.contract import SourceContract, discover
+
+pytestmark = pytest.mark.integration
+CONTRACTS = discover()
+GOOD_ENV, BAD_ENV = "CONTRACT_SECRET_GOOD", "CONTRACT_SECRET_BAD"
+
+
+@pytest.fixture(params=CONTRACTS, ids=[c.name for c in CONTRACTS])
+def source(request, harness, monkeypatch) -> SourceContract:
+    contract: SourceContract = request.param
+    monkeypatch.setenv(GOOD_ENV, contract.good_secret)
+    monkeypatch.setenv(BAD_ENV, "not-a-valid-secret")
+    for name, value in contract.extra_env.items():
+        monkeypatch.setenv(name, value)
+    harness.registry.write_text(
+        "connections:\n"
+        + contract.registry_entry(harness.sandbox, "acme", GOOD_ENV)
+        + contract.registry_entry(harness.sandbox, "broken", BAD_ENV)
+    )
+    harness.extra_resources = contract.resources(harness.sandbox)
+    return contract
+
+
+def doc_ids(harness, source, result) -> set[str]:
+    return {d.doc_id for d in harness.documents(result, source.name)}
+
+
+def data_range(source):
+    first, last = source.data_days
+    start = today() + timedelta(days=first)
+    end = today() + timedelta(days=last + 1)
+    return [day(first), day(last)], start, end
+
+
+def test_multi_page_range_matches_ground_truth(harness, source):
+    days, start, end = data_range(source)
+    result = harness.sync(source.asset, days)
+    expected = source.expected_ids(harness.sandbox.company, start, end)
+    assert len(expected) > 0
+    assert doc_ids(harness, source, result) == expected
+    assert harness.sandbox.knobs.calls[source.list_route] > 1, "the listing must span pages"
+    meta = harness.metadata(result, source.name)
+    assert meta["documents_written"] == len(expected)
+    for key in ("api_calls", "rate_limited_429", "retries", "duration_s", "high_water_mark"):
+        assert key in meta
+
+
+def test_rerun_is_idempotent(harness, source):
+    days, _, _ = data_range(source)
+    first = harness.documents(harness.sync(source.asset, days), source.name)
+    second = harness.documents(harness.sync(source.asset, days), source.name)
+    assert sorted(first, key=lambda d: d.doc_id) == sorted(second, key=lambda d: d.doc_id)
+
+
+def test_429_with_retry_after_is_waited_out(harness, source):
+    days, start, end = data_range(source)
+    harness.sandbox.knobs.inject(source.list_route, "429", count=1, retry_after=1)
+    started = time.monotonic()
+    result = harness.sync(source.asset, days)
+    assert time.monotonic() - started >= 1.0
+    assert harness.metadata(result, source.name)["rate_limited_429"] >= 1
+    assert doc_ids(harness, source, result) == source.expected_ids(
+        harness.sandbox.company, start, end
+    )
+
+
+def test_5xx_is_retried(harness, source):
+    days, start, end = data_range(source)
+    harness.sandbox.knobs.inject(source.list_route, "500", count=1)
+    harness.sandbox.knobs.inject(source.list_route, "503", count=1)
+    result = harness.sync(source.asset, days)
+    assert harness.metadata(result, source.name)["retries"] >= 2
+    assert doc_ids(harness, source, result) == source.expected_ids(
+        harness.sandbox.company, start, end
+    )
+
+
+def test_empty_window_writes_an_empty_valid_partition(harness, source):
+    started = time.monotonic()
+    result = harness.sync(source.asset, ["2025-01-02"])
+    assert time.monotonic() - started < 10
+    (path,) = harness.metadata(result, source.name)["documents_files"]
+    assert DocumentFiles.read(path) == []
+    assert harness.metadata(result, source.name)["documents_written"] == 0
+
+
+def test_bad_credentials_fail_fast(harness, source):
+    result = harness.sync(source.asset, [day(-1)], connection="broken", raise_on_error=False)
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE][-1]
+    message = failure.step_failure_data.error.message
+    assert f"{source.name} connection 'broken'" in message
+    assert "not-a-valid-secret" not in message
+    assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    assert sum(harness.sandbox.knobs.calls.values()) <= 3, "auth errors are not retried"
+
+
+def test_month_backfill_runs_in_at_most_three_runs(harness, source):
+    policy = source.asset.backfill_policy
+    assert policy is not None and math.ceil(31 / policy.max_partitions_per_run) <= 3
+    # One run covers a whole policy-sized range of days with one range query.
+    days = [day(-policy.max_partitions_per_run + 1), day(0)]
+    result = harness.sync(source.asset, days)
+    assert result.success
+    assert len(result.asset_materializations_for_node(source.name)) == policy.max_partitions_per_run
