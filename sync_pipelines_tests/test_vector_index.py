@@ -111,6 +111,13 @@ def test_edit_reembeds_only_its_chunks_and_deletes_vanished(harness, company, st
     long_ids = {i for i in store_state(harness) if i.startswith(target.doc_id + "#")}
     assert len(long_ids) >= 3
 
+    # Changing only the end of a long message re-embeds only the chunk(s) that hold it.
+    harness.sandbox.slack.edit_message(channel, ts, long_text + " Final note: rollout done.")
+    harness.sync_slack([day(-1)])
+    meta = harness.metadata(harness.index(), "vector_index")
+    assert 1 <= meta["chunks_embedded"] <= 2 < len(long_ids)
+    assert meta["chunks_deleted"] == 0
+
     harness.sandbox.slack.edit_message(channel, ts, "Short again: SUBS shipped.")
     docs = harness.documents(harness.sync_slack([day(-1)]))
     meta = harness.metadata(harness.index(), "vector_index")

@@ -111,6 +111,8 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
             ),
         )
         stats = updater.apply(latest_versions(_read_documents(files)))
+        if stats.chunks_embedded or stats.chunks_deleted:
+            store.compact()  # merge the small fragments each batch leaves (LanceDB)
         embed_stats = embedder.stats
         return MaterializeResult(
             metadata={

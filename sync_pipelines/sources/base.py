@@ -67,6 +67,8 @@ class SourceSpec:
     description: str
     sync: SyncFn
     kinds: frozenset[str] = frozenset()
+    # Resources the sync reads besides its own (e.g. Tempo resolves issues through Jira).
+    extra_resource_keys: frozenset[str] = frozenset()
 
 
 def previous_high_water_mark(context: AssetExecutionContext, key: str) -> float | None:
@@ -98,7 +100,12 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
         partitions_def=source_partitions(spec.name),
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
         retry_policy=SOURCE_RETRY_POLICY,
-        required_resource_keys={spec.sync_resource_key, "connections", "documents"},
+        required_resource_keys={
+            spec.sync_resource_key,
+            "connections",
+            "documents",
+            *spec.extra_resource_keys,
+        },
         kinds=set(spec.kinds) | {"python"},
         pool=f"{spec.name}_api",
         tags={"sync/source": spec.name},

@@ -111,24 +111,30 @@ class SlackSync:
         self.connection_id = client.connection.id
         self._users: dict[str, dict] = {}
         self._users_lock = threading.Lock()
+        self._user_locks: dict[str, threading.Lock] = {}
         self._team_url = ""
 
     # -- lookups -----------------------------------------------------------------------------
 
     def _user(self, user_id: str) -> dict:
+        """Name and email of a user, fetched once per run even when threads race for it."""
         with self._users_lock:
             if user_id in self._users:
                 return self._users[user_id]
-        user = self.client.call("users.info", user=user_id).get("user") or {}
-        profile = user.get("profile") or {}
-        entry = {
-            "name": profile.get("real_name") or user.get("real_name") or user.get("name") or user_id,
-            "email": (profile.get("email") or "").lower(),
-            "is_bot": bool(user.get("is_bot")),
-        }
-        with self._users_lock:
-            self._users[user_id] = entry
-        return entry
+            user_lock = self._user_locks.setdefault(user_id, threading.Lock())
+        with user_lock:
+            if user_id not in self._users:
+                user = self.client.call("users.info", user=user_id).get("user") or {}
+                profile = user.get("profile") or {}
+                self._users[user_id] = {
+                    "name": profile.get("real_name")
+                    or user.get("real_name")
+                    or user.get("name")
+                    or user_id,
+                    "email": (profile.get("email") or "").lower(),
+                    "is_bot": bool(user.get("is_bot")),
+                }
+            return self._users[user_id]
 
     def _channels(self) -> list[dict]:
         wanted = set(self.options.channels)
