@@ -30,6 +30,18 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from sync_pipelines.definitions import SOURCE_NAMES
+    from sync_pipelines.metrics import metrics_table
+
+    assets = [args.source] if args.source else [*SOURCE_NAMES, "vector_index"]
+    frame = metrics_table(DagsterInstance.get(), assets, last=args.last)
+    print(frame.to_string(index=False) if not frame.empty else "no runs recorded yet")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from sync_pipelines.demo import run_demo
 
@@ -63,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         "--as", dest="as_user", metavar="EMAIL", help="search as this user (default: public only)"
     )
     query.set_defaults(func=_query)
+
+    metrics = sub.add_parser(
+        "metrics", help="figures of the last runs per source, from run storage ($DAGSTER_HOME)"
+    )
+    metrics.add_argument("--last", type=int, default=10, help="runs per asset")
+    metrics.add_argument("--source", help="one asset (e.g. slack, vector_index)")
+    metrics.set_defaults(func=_metrics)
 
     demo = sub.add_parser("demo", help="sandbox -> Slack -> vector index, then a sample search")
     demo.add_argument("--messages", type=int, default=3000)

@@ -19,10 +19,13 @@ from dagster import (
     define_asset_job,
 )
 
+from sync_pipelines.freshness import build_freshness_checks, build_freshness_sensor
 from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
+from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
+from sync_pipelines.source_table import entry
 from sync_pipelines.sources.slack.asset import slack_asset
 from sync_pipelines.sources.slack.client import DEFAULT_BASE_URL as SLACK_DEFAULT_BASE_URL
 from sync_pipelines.sources.slack.client import SlackResource
@@ -89,9 +92,17 @@ vector_index_automation = AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
 )
 
+freshness_checks = build_freshness_checks(SOURCE_ASSETS)
+
 defs = Definitions(
     assets=[*SOURCE_ASSETS, vector_index],
+    asset_checks=freshness_checks,
     jobs=[slack_sync_job, vector_index_job],
-    sensors=[build_connections_sensor(SOURCE_NAMES), vector_index_automation],
+    schedules=[build_source_schedule(entry(name), a) for name, a in zip(SOURCE_NAMES, SOURCE_ASSETS)],
+    sensors=[
+        build_connections_sensor(SOURCE_NAMES),
+        vector_index_automation,
+        build_freshness_sensor(freshness_checks),
+    ],
     resources=build_resources(),
 )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, instance_for_test, materialize
 
 from sync_pipelines.documents import DocumentFiles
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
@@ -126,15 +127,19 @@ def write_registry(path: Path, sandbox: Sandbox, extra: str = "") -> None:
 
 
 @pytest.fixture
-def harness(tmp_path, sandbox, monkeypatch) -> SyncHarness:
+def harness(tmp_path, sandbox, monkeypatch) -> Iterator[SyncHarness]:
     monkeypatch.setenv(GOOD_TOKEN_ENV, SANDBOX_SLACK_TOKEN)
     monkeypatch.setenv(BAD_TOKEN_ENV, "xoxb-revoked")
     registry = tmp_path / "connections.yaml"
     write_registry(registry, sandbox)
-    instance = DagsterInstance.ephemeral()
+    with instance_for_test() as instance:
+        yield from _harness(tmp_path, sandbox, registry, instance)
+
+
+def _harness(tmp_path, sandbox, registry, instance):
     for source in ("slack", "jira", "notion", "fireflies", "tempo"):
         instance.add_dynamic_partitions(connections_partitions_name(source), ["acme", "broken"])
-    return SyncHarness(
+    yield SyncHarness(
         tmp=tmp_path,
         sandbox=sandbox,
         instance=instance,

@@ -1,13 +1,16 @@
 """The code location loads with no credentials, its sensors keep partitions in step, and
 vector_index is requested once after a source partition lands."""
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dagster import (
-    DagsterInstance,
+    instance_for_test,
     Definitions,
     SensorResult,
     SkipReason,
@@ -28,6 +31,12 @@ CREDENTIAL_VARS = [
     "SYNC_EMBEDDER",
     "SYNC_VECTOR_STORE",
 ]
+
+
+@pytest.fixture
+def stack():
+    with contextlib.ExitStack() as exit_stack:
+        yield exit_stack
 
 
 def clean_env(tmp_path) -> dict:
@@ -56,7 +65,7 @@ def test_cli_validate_with_no_credentials(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_unconfigured_source_fails_its_run_with_a_clear_message(tmp_path, monkeypatch):
+def test_unconfigured_source_fails_its_run_with_a_clear_message(tmp_path, monkeypatch, stack):
     for name in CREDENTIAL_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
@@ -64,7 +73,7 @@ def test_unconfigured_source_fails_its_run_with_a_clear_message(tmp_path, monkey
     from sync_pipelines.resources import DocumentStore
     from sync_pipelines.sources.slack.client import SlackResource
 
-    instance = DagsterInstance.ephemeral()
+    instance = stack.enter_context(instance_for_test())
     instance.add_dynamic_partitions(connections_partitions_name("slack"), ["default"])
     result = materialize(
         [slack_asset],
@@ -83,7 +92,7 @@ def test_unconfigured_source_fails_its_run_with_a_clear_message(tmp_path, monkey
     assert "no slack connection 'default'" in message and "SLACK_BOT_TOKEN" in message
 
 
-def test_connections_sensor_tracks_active_connections(tmp_path):
+def test_connections_sensor_tracks_active_connections(tmp_path, stack):
     from sync_pipelines.definitions import defs
 
     registry = tmp_path / "connections.yaml"
@@ -91,7 +100,7 @@ def test_connections_sensor_tracks_active_connections(tmp_path):
         "connections:\n  - {id: acme, source: slack}\n  - {id: globex, source: slack}\n"
     )
     sensor = defs.get_sensor_def("connections_sensor")
-    instance = DagsterInstance.ephemeral()
+    instance = stack.enter_context(instance_for_test())
     resources = {"connections": ConnectionRegistry(path=str(registry))}
 
     def tick():
@@ -123,11 +132,11 @@ def test_connections_sensor_tracks_active_connections(tmp_path):
     assert instance.get_dynamic_partitions("slack_connections") == ["acme"]
 
 
-def test_vector_index_requested_once_after_a_source_partition_lands(tmp_path):
+def test_vector_index_requested_once_after_a_source_partition_lands(tmp_path, stack):
     from sync_pipelines.definitions import defs, slack_asset
     from dagster import AssetKey, AssetMaterialization
 
-    instance = DagsterInstance.ephemeral()
+    instance = stack.enter_context(instance_for_test())
     instance.add_dynamic_partitions("slack_connections", ["acme"])
     result = evaluate_automation_conditions(defs=defs, instance=instance)
     cursor = result.cursor

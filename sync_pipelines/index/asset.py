@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from sync_pipelines.documents import DocumentFiles
+from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.index.updater import IndexUpdater, latest_versions
 from sync_pipelines.sources.base import FILES_KEY
 
@@ -126,7 +127,9 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
                 "vectors_in_store": store.count(),
                 "chunks_in_ledger": ledger.count(),
                 CURSOR_KEY: cursor,
+                "retries": int(getattr(store, "retries", 0)),
                 "duration_s": round(time.monotonic() - started, 3),
+                "peak_memory_mb": peak_rss_mb(),
             }
         )
 

@@ -7,7 +7,6 @@ figures the UI plots.
 """
 
 
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +27,7 @@ from dagster import (
 
 from sync_pipelines.connections import Connection, CredentialError, RegistryError
 from sync_pipelines.documents import Document
+from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.partitions import (
     CONNECTION_DIM,
     PartitionKeyError,
@@ -166,13 +166,9 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
             "high_water_mark_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(marks))),
             FILES_KEY: MetadataValue.json(paths),
             "duration_s": round(time.monotonic() - started, 3),
-            "peak_memory_mb": round(_peak_rss_mb(), 1),
+            "peak_memory_mb": peak_rss_mb(),
         }
         return MaterializeResult(metadata=metadata)
 
     return _source_asset
 
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this run's process (Dagster runs each run in its own process)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,168 @@
+"""Schedules, freshness checks and the metrics table generated from the source table."""
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    RunRequest,
+    SkipReason,
+    build_last_update_freshness_checks,
+    build_schedule_context,
+    instance_for_test,
+    materialize,
+)
+
+from sync_pipelines.metrics import metrics_table
+from sync_pipelines.resources import ConnectionRegistry
+from sync_pipelines.schedules import partition_days
+from sync_pipelines.source_table import SOURCE_TABLE, SourceEntry
+from sync_pipelines_tests.conftest import day
+
+
+def test_table_follows_the_design_and_staggers_starts():
+    rows = {r.name: r for r in SOURCE_TABLE}
+    assert {n: r.cadence_minutes for n, r in rows.items()} == {
+        "slack": 15, "jira": 30, "notion": 60, "fireflies": 60, "tempo": 60,
+    }
+    assert {n: r.freshness_minutes for n, r in rows.items()} == {
+        "slack": 30, "jira": 60, "notion": 120, "fireflies": 120, "tempo": 120,
+    }
+    assert rows["slack"].cron == "1,16,31,46 * * * *"
+    assert rows["jira"].cron == "5,35 * * * *"
+    assert rows["notion"].cron == "11 * * * *"
+    starts = [int(m) for r in SOURCE_TABLE for m in r.cron.split()[0].split(",")]
+    assert len(starts) == len(set(starts)), "no two sources start at the same minute"
+    assert SourceEntry("x", 120, 7, 240).cron == "7 */2 * * *"
+    with pytest.raises(ValueError, match="must divide 60"):
+        SourceEntry("x", 25, 0, 60).cron
+
+
+def test_yesterday_is_requested_only_just_after_midnight():
+    assert partition_days(datetime(2026, 11, 5, 0, 16, tzinfo=timezone.utc)) == [
+        "2026-11-04", "2026-11-05",
+    ]
+    assert partition_days(datetime(2026, 11, 5, 12, 16, tzinfo=timezone.utc)) == ["2026-11-05"]
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def slack_schedule():
+    from sync_pipelines.definitions import defs
+
+    return defs.get_schedule_def("slack_schedule")
+
+
+def tick(schedule, instance, registry, when):
+    from sync_pipelines.definitions import defs
+
+    context = build_schedule_context(
+        instance=instance,
+        repository_def=defs.get_repository_def(),
+        scheduled_execution_time=when,
+        resources={"connections": ConnectionRegistry(path=str(registry))},
+    )
+    result = schedule.evaluate_tick(context)
+    return result.run_requests, result.skip_message
+
+
+def test_schedule_requests_each_active_connection_once(tmp_path, slack_schedule, instance):
+    registry = tmp_path / "connections.yaml"
+    registry.write_text(
+        "connections:\n  - {id: acme, source: slack}\n  - {id: globex, source: slack}\n"
+        "  - {id: paused, source: slack, active: false}\n"
+    )
+    instance.add_dynamic_partitions("slack_connections", ["acme", "globex", "paused"])
+    when = datetime(2026, 11, 5, 12, 16, tzinfo=timezone.utc)
+    requests, _ = tick(slack_schedule, instance, registry, when)
+    assert sorted(r.partition_key for r in requests) == ["acme|2026-11-05", "globex|2026-11-05"]
+    assert all(r.tags["sync/source"] == "slack" for r in requests)
+    again, _ = tick(slack_schedule, instance, registry, when)
+    assert [r.run_key for r in again] == [r.run_key for r in requests]  # Dagster dedupes these
+    assert len({r.run_key for r in requests}) == 2
+
+    midnight, _ = tick(slack_schedule, instance, registry, when.replace(hour=0))
+    assert len(midnight) == 4
+
+
+def test_schedule_waits_for_missing_partitions(tmp_path, slack_schedule, instance):
+    registry = tmp_path / "connections.yaml"
+    registry.write_text("connections:\n  - {id: acme, source: slack}\n")
+    requests, skip = tick(slack_schedule, instance, registry, datetime.now(timezone.utc))
+    assert not requests and "do not exist yet" in skip
+
+
+def test_disabled_or_unconfigured_source_requests_nothing_and_says_why(
+    tmp_path, slack_schedule, monkeypatch, instance
+):
+    registry = tmp_path / "connections.yaml"
+    registry.write_text("connections:\n  - {id: acme, source: slack}\n")
+    instance.add_dynamic_partitions("slack_connections", ["acme"])
+    monkeypatch.setenv("SYNC_DISABLED_SOURCES", "jira, slack")
+    requests, skip = tick(slack_schedule, instance, registry, datetime.now(timezone.utc))
+    assert not requests and "disabled by SYNC_DISABLED_SOURCES" in skip
+
+    monkeypatch.delenv("SYNC_DISABLED_SOURCES")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    registry.write_text("connections: []\n")
+    requests, skip = tick(slack_schedule, instance, registry, datetime.now(timezone.utc))
+    assert not requests and "no active connection" in skip
+
+
+def test_freshness_checks_carry_the_table_limits():
+    from sync_pipelines.definitions import freshness_checks
+
+    by_asset = {}
+    for checks_def in freshness_checks:
+        for spec in checks_def.check_specs:
+            by_asset[spec.asset_key.to_user_string()] = spec.metadata
+    assert set(by_asset) >= {"slack"}
+    assert by_asset["slack"]["dagster/freshness_params"].value["lower_bound_delta_seconds"] == 1800
+
+
+def test_freshness_check_fails_when_stale_and_passes_after_a_run(instance):
+    """The same builder with a 1-second limit, so staleness is reached without waiting 30 min."""
+    from dagster import Definitions
+
+    from sync_pipelines.definitions import slack_asset
+
+    checks = build_last_update_freshness_checks(
+        assets=[slack_asset], lower_bound_delta=timedelta(seconds=1)
+    )
+    defs = Definitions(assets=[slack_asset.to_source_asset()], asset_checks=checks)
+    job = defs.get_implicit_global_asset_job_def()
+    instance.add_dynamic_partitions("slack_connections", ["acme"])
+
+    def evaluate() -> bool:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[], raise_on_error=False
+        )
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation.passed
+
+    instance.report_runless_asset_event(
+        AssetMaterialization(asset_key=slack_asset.key, partition=f"acme|{day(0)}")
+    )
+    assert evaluate()
+    time.sleep(1.2)
+    assert not evaluate()
+
+
+def test_metrics_table_reads_figures_back_from_run_storage(harness):
+    harness.sync_slack([day(-1)])
+    harness.sync_slack([day(-3), day(-2)])
+    harness.index()
+    frame = metrics_table(harness.instance, ["slack", "vector_index"], last=10)
+    slack = frame[frame.asset == "slack"]
+    assert len(slack) == 2  # one row per run, even for the two-day range run
+    assert (slack.api_calls > 0).all() and (slack.documents_written > 0).all()
+    index = frame[frame.asset == "vector_index"]
+    assert len(index) == 1 and index.chunks_embedded.iloc[0] > 0
+    assert metrics_table(harness.instance, ["slack"], last=1).shape[0] == 1
