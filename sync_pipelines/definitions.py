@@ -19,6 +19,7 @@ from dagster import (
     define_asset_job,
 )
 
+from sync_pipelines.alerts import AlertsResource, build_alerts_sensor
 from sync_pipelines.freshness import build_freshness_checks, build_freshness_sensor
 from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
@@ -66,6 +67,17 @@ def vector_store_resource() -> VectorStoreResource:
     return VectorStoreResource(**options)
 
 
+def alerts_resource() -> AlertsResource:
+    options = {
+        "channel": _env("SYNC_ALERT_CHANNEL", "#alerts"),
+        "slack_base_url": _env("SYNC_ALERT_SLACK_BASE_URL", "https://slack.com/api/"),
+        "webserver_base_url": _env("DAGSTER_WEBSERVER_URL", "http://localhost:3000"),
+    }
+    if _env("SYNC_ALERT_SLACK_TOKEN"):
+        options["slack_token"] = EnvVar("SYNC_ALERT_SLACK_TOKEN")
+    return AlertsResource(**options)
+
+
 def build_resources() -> dict:
     return {
         "connections": ConnectionRegistry(),
@@ -73,6 +85,7 @@ def build_resources() -> dict:
         "slack": SlackResource(base_url=_env("SLACK_BASE_URL", SLACK_DEFAULT_BASE_URL)),
         "embedder": embedder_resource(),
         "vector_store": vector_store_resource(),
+        "alerts": alerts_resource(),
     }
 
 
@@ -103,6 +116,7 @@ defs = Definitions(
         build_connections_sensor(SOURCE_NAMES),
         vector_index_automation,
         build_freshness_sensor(freshness_checks),
+        build_alerts_sensor(SOURCE_NAMES),
     ],
     resources=build_resources(),
 )

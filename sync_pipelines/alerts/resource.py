@@ -1,0 +1,67 @@
+"""Where alerts go: a Slack channel through slack_sdk, and links back to the Dagster UI."""
+
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import quote
+
+from dagster import ConfigurableResource
+from pydantic import Field
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from sync_pipelines.alerts.scrub import scrub_secrets, secret_env_values
+
+ALERTS_RESOURCE_KEY = "alerts"
+TOKEN_ENV = "SYNC_ALERT_SLACK_TOKEN"
+
+
+class AlertDeliveryError(Exception):
+    """Slack did not take the message (bad token, unknown channel, rate limit, network)."""
+
+
+class AlertsResource(ConfigurableResource):
+    """Slack alert destination. Without `slack_token` alerting is off (the sensor says so)."""
+
+    slack_token: Optional[str] = Field(
+        default=None, description=f"Bot token with chat:write, usually EnvVar('{TOKEN_ENV}')."
+    )
+    channel: str = Field(default="#alerts", description="Channel name or ID to post in.")
+    slack_base_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base (the sandbox's in tests)."
+    )
+    webserver_base_url: str = Field(
+        default="http://localhost:3000", description="Dagster UI address used in run links."
+    )
+    timeout_s: int = Field(default=10, description="Per-request timeout of a Slack post.")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.slack_token)
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.webserver_base_url.rstrip('/')}/runs/{run_id}"
+
+    def asset_url(self, asset_key: str) -> str:
+        return f"{self.webserver_base_url.rstrip('/')}/assets/{quote(asset_key)}?view=checks"
+
+    def scrub(self, text: str) -> str:
+        return scrub_secrets(text, [self.slack_token, *secret_env_values()])
+
+    def post(self, text: str) -> None:
+        """Post `text` (scrubbed of credentials) to the channel or raise AlertDeliveryError."""
+        client = WebClient(
+            token=self.slack_token,
+            base_url=self.slack_base_url.rstrip("/") + "/",
+            timeout=self.timeout_s,
+        )
+        try:
+            client.chat_postMessage(
+                channel=self.channel, text=self.scrub(text), unfurl_links=False, unfurl_media=False
+            )
+        except SlackApiError as exc:
+            raise AlertDeliveryError(
+                f"Slack refused the alert for {self.channel}: {exc.response.get('error')}"
+            ) from None
+        except (SlackClientError, OSError) as exc:
+            raise AlertDeliveryError(self.scrub(f"Slack unreachable: {exc}")) from None
