@@ -27,11 +27,21 @@ from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
 from sync_pipelines.source_table import entry
+from sync_pipelines.sources.fireflies.asset import fireflies_asset
+from sync_pipelines.sources.fireflies.client import DEFAULT_BASE_URL as FIREFLIES_DEFAULT_BASE_URL
+from sync_pipelines.sources.fireflies.client import FirefliesResource
+from sync_pipelines.sources.jira.asset import jira_asset
+from sync_pipelines.sources.jira.client import JiraResource
+from sync_pipelines.sources.notion.asset import notion_asset
+from sync_pipelines.sources.notion.client import DEFAULT_BASE_URL as NOTION_DEFAULT_BASE_URL
+from sync_pipelines.sources.notion.client import NotionResource
 from sync_pipelines.sources.slack.asset import slack_asset
 from sync_pipelines.sources.slack.client import DEFAULT_BASE_URL as SLACK_DEFAULT_BASE_URL
 from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines.sources.tempo.asset import tempo_asset
+from sync_pipelines.sources.tempo.client import TempoResource
 
-SOURCE_ASSETS = [slack_asset]
+SOURCE_ASSETS = [slack_asset, jira_asset, notion_asset, fireflies_asset, tempo_asset]
 SOURCE_NAMES = [a.key.to_user_string() for a in SOURCE_ASSETS]
 vector_index = build_vector_index(SOURCE_ASSETS)
 
@@ -83,6 +93,12 @@ def build_resources() -> dict:
         "connections": ConnectionRegistry(),
         "documents": DocumentStore(),
         "slack": SlackResource(base_url=_env("SLACK_BASE_URL", SLACK_DEFAULT_BASE_URL)),
+        "jira": JiraResource(base_url=_env("JIRA_BASE_URL")),
+        "tempo": TempoResource(base_url=_env("TEMPO_BASE_URL")),
+        "notion": NotionResource(base_url=_env("NOTION_BASE_URL", NOTION_DEFAULT_BASE_URL)),
+        "fireflies": FirefliesResource(
+            base_url=_env("FIREFLIES_BASE_URL", FIREFLIES_DEFAULT_BASE_URL)
+        ),
         "embedder": embedder_resource(),
         "vector_store": vector_store_resource(),
         "alerts": alerts_resource(),

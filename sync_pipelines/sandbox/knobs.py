@@ -34,7 +34,8 @@ class Fault:
 class Knobs:
     """Runtime-mutable knobs; every decision is taken under one lock so threads may share it.
 
-    latency_ms: added to every request. rate_limits: route -> max requests per sliding minute.
+    latency_ms: added to every request. rate_limits: route -> max requests per sliding minute;
+    default_rate_limit: the same for every route not named there (None = unlimited).
     fault_rate: probability (0..1) of a random fault drawn from fault_kinds. timeout_s: how long a
     "timeout" fault stalls before answering. seed: seeds the fault RNG (reseeds when set).
     """
@@ -47,9 +48,11 @@ class Knobs:
         fault_kinds: Iterable[str] = FAULT_KINDS,
         timeout_s: float = 30.0,
         seed: int = 0,
+        default_rate_limit: int | None = None,
     ):
         self.latency_ms = latency_ms
         self.rate_limits: dict[str, int] = dict(rate_limits or {})
+        self.default_rate_limit = default_rate_limit
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
         self.timeout_s = timeout_s
@@ -111,7 +114,7 @@ class Knobs:
         return queue.popleft() if queue else None
 
     def _rate_limited(self, route: str) -> Fault | None:
-        limit = self.rate_limits.get(route)
+        limit = self.rate_limits.get(route, self.default_rate_limit)
         if limit is None:
             return None
         now = time.monotonic()

@@ -17,12 +17,28 @@ from typing import Any
 
 import uvicorn
 
-from sync_pipelines.sandbox import openai_api, pinecone_api, slack
+from sync_pipelines.sandbox import (
+    fireflies_api,
+    jira_api,
+    notion_api,
+    openai_api,
+    pinecone_api,
+    slack,
+    tempo_api,
+)
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.emulator import Emulator
 from sync_pipelines.sandbox.knobs import Knobs, KnobsMiddleware
 
-EMULATORS: tuple[Emulator, ...] = (slack.EMULATOR, openai_api.EMULATOR, pinecone_api.EMULATOR)
+EMULATORS: tuple[Emulator, ...] = (
+    slack.EMULATOR,
+    openai_api.EMULATOR,
+    pinecone_api.EMULATOR,
+    notion_api.EMULATOR,
+    jira_api.EMULATOR,
+    fireflies_api.EMULATOR,
+    tempo_api.EMULATOR,
+)
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 5.0
 

@@ -1,0 +1,150 @@
+"""Benchmark: per-source throughput against its emulator with the vendor's rate limit enforced.
+
+For each source the emulator answers 429 past the documented rate on every route, and the
+client runs as in production: its default pacing and the largest page size. The ceiling is
+the records/s that rate allows given the calls the sync needs per record (listing pages
+plus per-record reads such as Notion's block children): ceiling = rate × records / calls.
+The printed ratio is achieved records/s ÷ ceiling (1.0 = the whole request budget used).
+
+    .venv/bin/python bench/source_throughput.py [--messages 30000] [--days 3] [--only notion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from dagster import instance_for_test, materialize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the contracts live in the tests
+
+from sync_pipelines.partitions import connections_partitions_name
+from sync_pipelines.resources import ConnectionRegistry, DocumentStore
+from sync_pipelines.sandbox import Company, Knobs, Sandbox
+from sync_pipelines.sources.fireflies import client as fireflies
+from sync_pipelines.sources.jira import client as jira
+from sync_pipelines.sources.notion import client as notion
+from sync_pipelines.sources.slack.client import DEFAULT_TIER_LIMITS, METHOD_TIERS, SlackResource
+from sync_pipelines.sources.tempo import client as tempo
+from sync_pipelines_tests.contract import SourceContract, discover
+
+# source -> (module with DOCUMENTED_RATE_PER_S / MAX_PAGE_SIZE, resource class name)
+PAGED_SOURCES = {
+    "jira": (jira, "JiraResource"),
+    "notion": (notion, "NotionResource"),
+    "fireflies": (fireflies, "FirefliesResource"),
+    "tempo": (tempo, "TempoResource"),
+}
+
+
+def production_resources(contract: SourceContract, sandbox: Sandbox) -> dict:
+    """The contract's resources with production pacing and page sizes."""
+    resources = dict(contract.resources(sandbox))
+    if contract.name == "slack":
+        resources["slack"] = SlackResource(
+            base_url=sandbox.slack_base_url, tier_limits_per_minute=dict(DEFAULT_TIER_LIMITS)
+        )
+        return resources
+    module, cls_name = PAGED_SOURCES[contract.name]
+    resources[contract.name] = getattr(module, cls_name)(
+        base_url=resources[contract.name].base_url,
+        rate_per_s=module.DOCUMENTED_RATE_PER_S,
+        page_size=module.MAX_PAGE_SIZE,
+    )
+    return resources
+
+
+def enforce_limits(contract: SourceContract, knobs: Knobs) -> None:
+    if contract.name == "slack":  # per method tier
+        knobs.rate_limits = {m: DEFAULT_TIER_LIMITS[t] for m, t in METHOD_TIERS.items()}
+    else:  # one documented rate for the whole API
+        module, _ = PAGED_SOURCES[contract.name]
+        knobs.default_rate_limit = int(module.DOCUMENTED_RATE_PER_S * 60)
+
+
+def ideal_seconds(contract: SourceContract, knobs: Knobs) -> float:
+    """Least time the served calls need under the limits (tiers are separate budgets)."""
+    served = {r: knobs.calls[r] - knobs.count_429[r] for r in knobs.calls}
+    if contract.name == "slack":
+        by_tier: dict[str, int] = {}
+        for method, count in served.items():
+            tier = METHOD_TIERS.get(method, "tier3")
+            by_tier[tier] = by_tier.get(tier, 0) + count
+        return max(count / (DEFAULT_TIER_LIMITS[t] / 60) for t, count in by_tier.items())
+    module, _ = PAGED_SOURCES[contract.name]
+    return sum(served.values()) / module.DOCUMENTED_RATE_PER_S
+
+
+def run_source(contract: SourceContract, company: Company, days: int, work: Path) -> str:
+    with Sandbox(company=company) as sandbox, instance_for_test() as instance:
+        os.environ["BENCH_SECRET"] = contract.good_secret
+        os.environ.update(contract.extra_env)
+        registry = work / f"{contract.name}.yaml"
+        registry.write_text(
+            "connections:\n" + contract.registry_entry(sandbox, "acme", "BENCH_SECRET")
+        )
+        instance.add_dynamic_partitions(connections_partitions_name(contract.name), ["acme"])
+        resources = {
+            "connections": ConnectionRegistry(path=str(registry)),
+            "documents": DocumentStore(root=str(work / "documents")),
+            **production_resources(contract, sandbox),
+        }
+        today = datetime.now(timezone.utc).date()
+        first = today - timedelta(days=days - 1)
+        enforce_limits(contract, sandbox.knobs)
+        started = time.monotonic()
+        result = materialize(
+            [contract.asset],
+            instance=instance,
+            resources=resources,
+            tags={
+                "dagster/asset_partition_range_start": f"acme|{first}",
+                "dagster/asset_partition_range_end": f"acme|{today}",
+            },
+        )
+        elapsed = time.monotonic() - started
+        meta = result.asset_materializations_for_node(contract.name)[-1].metadata
+        records = meta["documents_written"].value
+        knobs = sandbox.knobs
+        rejected = sum(knobs.count_429.values())
+        served = sum(knobs.calls.values()) - rejected
+        ceiling = records / ideal_seconds(contract, knobs)
+        achieved = records / elapsed
+        return (
+            f"{contract.name:10s} {records:6d} records {served:5d} calls "
+            f"({served / max(records, 1):.2f}/record) {elapsed:7.1f} s "
+            f"{achieved:8.2f} rec/s  ceiling {ceiling:8.2f} rec/s  ratio {achieved / ceiling:.2f}"
+            f"  429s seen {rejected}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=30000, help="company size")
+    parser.add_argument(
+        "--slack-messages",
+        type=int,
+        default=600,
+        help="Slack's tier-3 limit (50/min) makes a large company take hours; its own size",
+    )
+    parser.add_argument("--days", type=int, default=3, help="days synced in one range run")
+    parser.add_argument("--only", help="one source")
+    args = parser.parse_args(argv)
+    days = max(args.days, 4)
+    company = Company.generate(seed=7, messages=args.messages, days=days)
+    small = Company.generate(seed=7, messages=args.slack_messages, days=days)
+    work = Path(tempfile.mkdtemp(prefix="throughput-"))
+    for contract in discover():
+        if args.only in (None, contract.name):
+            source_company = small if contract.name == "slack" else company
+            print(run_source(contract, source_company, args.days, work), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fireflies: meeting transcripts with their summaries, shared as their meetings were."""

@@ -1,0 +1,264 @@
+"""Fireflies GraphQL client for one connection: the shared HTTP layer plus Fireflies' error shapes.
+
+Fireflies has no Python SDK; every call is `POST /graphql` {query, variables} with a Bearer API
+key, through `HttpSourceClient` (timeouts, shared rate limiter, Retry-After, backoff, no retry on
+401/403). GraphQL answers errors inside a 200 body, so `body_error` sorts them: rate limits
+(`too_many_requests`) wait like a 429, auth errors fail fast, server-side errors are retried,
+anything else fails with Fireflies' own message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sync_pipelines.connections import Connection
+from sync_pipelines.http import HttpSourceClient, RateLimited
+from sync_pipelines.resilience import MalformedResponseError, SourceAuthError, SourceError
+
+SOURCE = "fireflies"
+DEFAULT_BASE_URL = "https://api.fireflies.ai"
+GRAPHQL_PATH = "/graphql"
+MAX_PAGE_SIZE = 50  # the `transcripts` query answers at most 50 per call
+# Business and Enterprise plans: 60 requests per minute per API key (Free/Pro: 50 per day).
+DOCUMENTED_RATE_PER_S = 1.0
+OPERATION_HEADER = "X-Apollo-Operation-Name"  # names the operation for proxies and the sandbox
+
+RATE_LIMIT_CODES = {"too_many_requests"}
+AUTH_CODES = {
+    "auth_failed",
+    "unauthorized",
+    "unauthenticated",
+    "forbidden",
+    "account_cancelled",
+    "require_elevated_privilege",
+}
+SERVER_CODES = {"internal_server_error", "service_unavailable"}
+
+# The whole transcript comes with the listing: `transcripts` returns the same Transcript type as
+# `transcript(id)`, so one call per 50 meetings replaces 1 + 50 calls.
+TRANSCRIPTS_QUERY = """
+query Transcripts($fromDate: DateTime, $toDate: DateTime, $limit: Int, $skip: Int) {
+  transcripts(fromDate: $fromDate, toDate: $toDate, limit: $limit, skip: $skip) {
+    id
+    title
+    date
+    dateString
+    duration
+    privacy
+    transcript_url
+    organizer_email
+    host_email
+    participants
+    meeting_attendees { displayName email }
+    sentences { index speaker_name text start_time end_time }
+    summary { overview action_items keywords }
+  }
+}
+"""
+
+
+class FirefliesResource(ConfigurableResource):
+    """How to talk to Fireflies; the API key and per-account options come from each connection."""
+
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="API root (the client posts to <base_url>/graphql); a connection's "
+        "base_url overrides it (the sandbox uses this).",
+    )
+    timeout_s: float = Field(default=60.0, description="Per-request timeout (pages are large).")
+    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
+    rate_per_s: float = Field(
+        default=DOCUMENTED_RATE_PER_S,
+        description="Client-side pacing shared by the connection's calls; 0 disables it.",
+    )
+    page_size: int = Field(
+        default=MAX_PAGE_SIZE,
+        description=f"Meetings per `transcripts` call (1..{MAX_PAGE_SIZE}); lower it if "
+        "pages of long transcripts time out.",
+    )
+
+    def client_for(self, connection: Connection) -> "FirefliesClient":
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(
+                f"fireflies resource 'page_size' must be between 1 and {MAX_PAGE_SIZE}, "
+                f"got {self.page_size}"
+            )
+        if self.rate_per_s < 0:
+            raise ValueError("fireflies resource 'rate_per_s' must be >= 0")
+        return FirefliesClient(
+            connection_id=connection.id,
+            api_key=connection.secret("api_key"),
+            base_url=connection.base_url or self.base_url,
+            page_size=self.page_size,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            rate_per_s=self.rate_per_s,
+        )
+
+
+def _iso(epoch: float) -> str:
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def retry_after_s(value: Any, now: float | None = None) -> float | None:
+    """Seconds to wait from a rate-limit error's `retryAfter`, whose unit Fireflies leaves open.
+
+    Accepted: an epoch timestamp in milliseconds or seconds, an ISO-8601 date, or a delay in
+    seconds (small numbers).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    now = time.time() if now is None else now
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        try:
+            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return max(0.0, moment.timestamp() - now)
+    if number > 1e11:
+        return max(0.0, number / 1000 - now)
+    if number > 1e9:
+        return max(0.0, number - now)
+    return max(0.0, number)
+
+
+class FirefliesClient:
+    """One Fireflies account: GraphQL calls and the paged `transcripts` listing."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        api_key: str,
+        base_url: str,
+        page_size: int = MAX_PAGE_SIZE,
+        timeout_s: float = 60.0,
+        max_attempts: int = 6,
+        rate_per_s: float = DOCUMENTED_RATE_PER_S,
+    ):
+        self.label = f"{SOURCE} connection '{connection_id}'"
+        self.page_size = page_size
+        self.pages_read = 0
+        root = base_url.rstrip("/").removesuffix(GRAPHQL_PATH)
+        self.http = HttpSourceClient(
+            source=SOURCE,
+            connection_id=connection_id,
+            base_url=root,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout_s=timeout_s,
+            rate_per_s=rate_per_s,
+            max_attempts=max_attempts,
+            body_error=self._check_body,
+        )
+        self.stats = self.http.stats
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "FirefliesClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, operation: str, query: str, variables: dict[str, Any]) -> dict:
+        """One GraphQL operation; returns its `data` object."""
+        body = self.http.post(
+            GRAPHQL_PATH,
+            json={"query": query, "variables": variables, "operationName": operation},
+            headers={OPERATION_HEADER: operation},
+        )
+        return body["data"]
+
+    def transcripts(self, since: float, until: float) -> Iterator[dict]:
+        """Every meeting with since <= date <= until (epoch seconds), page by page.
+
+        Offset paging: `skip` grows by `limit` until a page comes back short. Meetings arriving
+        meanwhile shift later pages, so one may be seen twice (never missed); duplicates are
+        dropped here.
+        """
+        seen: set[str] = set()
+        skip = 0
+        while True:
+            data = self.query(
+                "Transcripts",
+                TRANSCRIPTS_QUERY,
+                {
+                    "fromDate": _iso(since),
+                    "toDate": _iso(until),
+                    "limit": self.page_size,
+                    "skip": skip,
+                },
+            )
+            page = data.get("transcripts")
+            if not isinstance(page, list):
+                raise MalformedResponseError(f"{self.label}: transcripts answered {type(page)}")
+            if not all(isinstance(t, dict) and t.get("id") for t in page):
+                raise MalformedResponseError(f"{self.label}: a transcript without an id")
+            self.pages_read += 1
+            fresh = [t for t in page if t["id"] not in seen]
+            if len(page) == self.page_size and not fresh:
+                raise SourceError(
+                    f"{self.label}: transcripts paging did not advance at skip={skip}"
+                )
+            for transcript in fresh:
+                seen.add(transcript["id"])
+                yield transcript
+            if len(page) < self.page_size:
+                return
+            skip += self.page_size
+
+    # -- GraphQL errors ----------------------------------------------------------------------
+
+    def _check_body(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise MalformedResponseError(f"{self.label}: GraphQL answered a non-object")
+        errors = body.get("errors")
+        if errors:
+            raise self._error(errors if isinstance(errors, list) else [errors])
+        if not isinstance(body.get("data"), dict):
+            raise MalformedResponseError(f"{self.label}: GraphQL answered without data")
+
+    def _error(self, errors: list) -> Exception:
+        """The exception for a GraphQL `errors` list: rate limit > auth > server > other."""
+        found = [_parse_error(e) for e in errors]
+        for code, status, _, extensions in found:
+            if code in RATE_LIMIT_CODES or status == 429:
+                metadata = extensions.get("metadata")
+                hint = metadata.get("retryAfter") if isinstance(metadata, dict) else None
+                return RateLimited(retry_after_s(hint or extensions.get("retryAfter")))
+        for code, status, message, _ in found:
+            if code in AUTH_CODES or status in (401, 403):
+                return SourceAuthError(
+                    f"{self.label}: Fireflies rejected the API key ({code or status}: "
+                    f"{message}); check the secret the registry names"
+                )
+        described = "; ".join(
+            f"{message} ({code})" if code else message for code, _, message, _ in found
+        )
+        if all(code in SERVER_CODES or (status or 0) >= 500 for code, status, _, _ in found):
+            # MalformedResponseError is the body_error hook's way of saying "transient: retry"
+            return MalformedResponseError(f"{self.label}: Fireflies server error: {described}")
+        return SourceError(f"{self.label}: GraphQL error: {described}")
+
+
+def _parse_error(error: Any) -> tuple[str, int | None, str, dict]:
+    """(code, status, message, extensions) of one GraphQL error, whatever fields it has."""
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    extensions = error.get("extensions")
+    extensions = extensions if isinstance(extensions, dict) else {}
+    code = str(extensions.get("code") or error.get("code") or "").lower()
+    status = extensions.get("status")
+    status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    return code, status, str(error.get("message") or code), extensions

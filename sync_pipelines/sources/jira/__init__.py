@@ -1,0 +1,1 @@
+"""Jira Cloud: issues of every visible project, with descriptions and recent comments."""

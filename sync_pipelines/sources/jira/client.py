@@ -1,0 +1,402 @@
+"""Jira Cloud client for one connection: the `jira` package behind the shared retry layer.
+
+Every HTTP request the package sends goes through one metered adapter: it paces the request
+with the connection's rate limiter, counts it, and on a 429 sleeps the `Retry-After` (plus
+jitter) and re-sends, counting the wait. The package's own ResilientSession retries are off
+(they would sleep 10-60 s inside the package on a dropped connection); everything else
+transient (5xx, timeouts, dropped connections, malformed bodies) is retried here with
+exponential backoff and jitter, and 401/403 fail at once with a message naming the
+connection, never a credential (a JIRAError's text includes the request headers, so it is
+never quoted whole).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from dagster import ConfigurableResource
+from jira import JIRA, JIRAError
+from pydantic import Field
+from requests.adapters import HTTPAdapter
+
+from sync_pipelines.connections import Connection
+from sync_pipelines.http import parse_retry_after
+from sync_pipelines.resilience import (
+    CallStats,
+    MalformedResponseError,
+    RateLimiter,
+    SourceAuthError,
+    SourceError,
+    call_with_retries,
+)
+
+T = TypeVar("T")
+
+# Jira Cloud meters by cost per time window and publishes no fixed request rate; 10 requests/s
+# per site is a conservative pace that stays clear of its 429s.
+DOCUMENTED_RATE_PER_S = 10.0
+# search/jql returns at most 100 issues per page once fields beyond id/key are requested.
+MAX_PAGE_SIZE = 100
+PROJECT_PAGE_SIZE = 50
+ID_BATCH = 100
+USER_BATCH = 100
+API_VERSION = "3"  # rich text as ADF; the sync flattens it
+TRANSIENT_STATUS = {408, 425, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 300.0
+
+
+class JiraRequestError(SourceError):
+    """Jira refused a request for good (400, 404, ...); `status` tells callers which."""
+
+    def __init__(self, message: str, status: int | None):
+        super().__init__(message)
+        self.status = status
+
+
+class JiraResource(ConfigurableResource):
+    """How to talk to Jira Cloud; the site, credentials and options come from each connection."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="Site URL (https://<site>.atlassian.net) for connections without a base_url.",
+    )
+    timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
+    rate_per_s: float = Field(
+        default=DOCUMENTED_RATE_PER_S,
+        description="Client-side pacing shared by all calls of a connection; 0 disables it.",
+    )
+    page_size: int = Field(default=MAX_PAGE_SIZE, description="Issues per search page (≤100).")
+    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
+    max_rate_limit_retries: int = Field(
+        default=8, description="429s waited out (their Retry-After) per request."
+    )
+
+    def client_for(self, connection: Connection) -> JiraClient:
+        """A client for one site; no request is sent until the first call."""
+        server = connection.base_url or self.base_url
+        if not server:
+            raise ValueError(
+                f"jira connection '{connection.id}' has no site URL: set base_url on the "
+                "connection in the registry (JIRA_BASE_URL for the default connection) or "
+                "JiraResource.base_url"
+            )
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"JiraResource.page_size must be between 1 and {MAX_PAGE_SIZE}")
+        return JiraClient(
+            connection_id=connection.id,
+            server=server,
+            email=connection.secret("email"),
+            api_token=connection.secret("api_token"),
+            timeout_s=self.timeout_s,
+            rate_per_s=self.rate_per_s,
+            page_size=self.page_size,
+            max_attempts=self.max_attempts,
+            max_rate_limit_retries=self.max_rate_limit_retries,
+        )
+
+
+class _MeteredAdapter(HTTPAdapter):
+    """Paces and counts every request the package sends; waits out 429s and re-sends."""
+
+    def __init__(self, limiter: RateLimiter, stats: CallStats, max_rate_limit_waits: int):
+        super().__init__()
+        self.limiter = limiter
+        self.stats = stats
+        self.max_rate_limit_waits = max_rate_limit_waits
+
+    def send(self, request, **kwargs):
+        waits = 0
+        while True:
+            self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
+            response = super().send(request, **kwargs)
+            if response.status_code != 429:
+                return response
+            self.stats.add(rate_limited=1)
+            if waits >= self.max_rate_limit_waits:
+                return response  # the package raises it as a JIRAError 429
+            waits += 1
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            wait = min(1.0 if retry_after is None else retry_after, MAX_RETRY_AFTER_S)
+            response.close()
+            self.stats.add(retries=1, throttle_wait_s=wait)
+            time.sleep(wait + random.uniform(0, 0.25))
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, JIRAError):
+        return exc.status_code in TRANSIENT_STATUS
+    return isinstance(
+        exc,
+        (
+            MalformedResponseError,
+            requests.Timeout,
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            json.JSONDecodeError,  # requests' JSONDecodeError derives from it
+        ),
+    )
+
+
+def _expect(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise MalformedResponseError(f"{what} is not a JSON {kind.__name__}")
+    return value
+
+
+class JiraClient:
+    """One site's client: paced, retried and counted; call `close()` when done."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        server: str,
+        email: str,
+        api_token: str,
+        timeout_s: float = 30.0,
+        rate_per_s: float = DOCUMENTED_RATE_PER_S,
+        page_size: int = MAX_PAGE_SIZE,
+        max_attempts: int = 6,
+        max_rate_limit_retries: int = 8,
+    ):
+        self.label = f"jira connection '{connection_id}'"
+        self.site_url = server.rstrip("/")
+        self.page_size = page_size
+        self.max_attempts = max_attempts
+        self.stats = CallStats()
+        # No request on construction: serverInfo goes through `call` in `connect()`.
+        self._jira = JIRA(
+            server=self.site_url,
+            basic_auth=(email, api_token),
+            options={"rest_api_version": API_VERSION},
+            timeout=timeout_s,
+            max_retries=0,  # retries happen in the adapter (429) and in `call` (the rest)
+            get_server_info=False,
+        )
+        adapter = _MeteredAdapter(RateLimiter(rate=rate_per_s), self.stats, max_rate_limit_retries)
+        for prefix in ("http://", "https://"):
+            self._jira._session.mount(prefix, adapter)
+        self._connect_lock = threading.Lock()
+        self._connected = False
+
+    def close(self) -> None:
+        self._jira.close()
+
+    # -- the retry layer ---------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """One logical call: retried on transient errors; errors name the connection."""
+
+        def describe(exc: BaseException) -> BaseException:
+            if isinstance(exc, SourceError):
+                return SourceError(f"{self.label}: {what}: {exc}")
+            if isinstance(exc, JIRAError):  # str(exc) would include the request headers
+                status, text = exc.status_code, (exc.text or "").strip()
+                if status in (401, 403):
+                    return SourceAuthError(
+                        f"{self.label}: Jira rejected the credentials (HTTP {status} on {what}); "
+                        "check the email and API token the registry names"
+                    )
+                if status in TRANSIENT_STATUS or status == 429:
+                    text = f"still failing after retries: {text}"
+                return JiraRequestError(
+                    f"{self.label}: {what} failed with HTTP {status}: {text[:300]}", status
+                )
+            tried = f" after {self.max_attempts} attempts" if _is_transient(exc) else ""
+            return SourceError(f"{self.label}: {what} failed{tried}: {type(exc).__name__}: {exc}")
+
+        return call_with_retries(
+            fn,
+            is_transient=_is_transient,
+            stats=self.stats,
+            max_attempts=self.max_attempts,
+            describe=describe,
+        )
+
+    def connect(self) -> None:
+        """Check the site once: enhanced search only exists on Jira Cloud."""
+        with self._connect_lock:
+            if self._connected:
+                return
+            info = self.call(
+                "serverInfo", lambda: _expect(self._jira.server_info(), dict, "serverInfo")
+            )
+            if info.get("deploymentType") != "Cloud":
+                raise ValueError(
+                    f"{self.label}: base_url {self.site_url} is a Jira "
+                    f"{info.get('deploymentType')!r} site, not Cloud; this source needs Jira "
+                    "Cloud's enhanced search"
+                )
+            self._jira.deploymentType = "Cloud"
+            self._connected = True
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def timezone(self) -> ZoneInfo:
+        """The account's time zone: Jira reads the dates of a JQL query in it."""
+        self.connect()
+        me = self.call("myself", lambda: _expect(self._jira.myself(), dict, "myself"))
+        name = me.get("timeZone") or "UTC"
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SourceError(f"{self.label}: unknown account time zone {name!r}") from None
+
+    def project_keys(self) -> list[str]:
+        """Keys of every live project the account can browse (the paged project search)."""
+        self.connect()
+        keys: list[str] = []
+        while True:
+            start = len(keys)
+
+            def page(start: int = start) -> dict:
+                # The package has no method for the paged search (`projects()` calls the
+                # deprecated, unpaged GET /project), hence its generic JSON getter.
+                body = _expect(
+                    self._jira._get_json(
+                        "project/search",
+                        params={
+                            "startAt": start,
+                            "maxResults": PROJECT_PAGE_SIZE,
+                            "orderBy": "key",
+                        },
+                    ),
+                    dict,
+                    "project/search",
+                )
+                _expect(body.get("values"), list, "project/search values")
+                return body
+
+            body = self.call("project/search", page)
+            keys.extend(str(p["key"]) for p in body["values"] if isinstance(p, dict) and "key" in p)
+            if body.get("isLast", True) or not body["values"]:
+                return keys
+
+    def search(self, jql: str, fields: Sequence[str]) -> Iterator[dict]:
+        """Every issue the query matches, page after page by nextPageToken (no cap)."""
+        self.connect()
+        token: str | None = None
+        while True:
+
+            def page(token: str | None = token) -> dict:
+                body = self._jira.enhanced_search_issues(
+                    jql,
+                    nextPageToken=token,
+                    maxResults=self.page_size,
+                    fields=list(fields),  # the package rewrites the list in place
+                    json_result=True,
+                )
+                _expect(_expect(body, dict, "search/jql").get("issues"), list, "search/jql issues")
+                return body
+
+            body = self.call("search/jql", page)
+            yield from body["issues"]
+            next_token = body.get("nextPageToken")
+            if body.get("isLast") or not next_token:
+                return
+            if next_token == token:
+                raise SourceError(f"{self.label}: search/jql repeated its nextPageToken")
+            token = next_token
+
+    def recent_comments(self, issue_key: str, count: int) -> list[dict]:
+        """The issue's `count` newest comments, oldest first."""
+        self.connect()
+        comments = self.call(
+            "issue/comment",
+            lambda: self._jira.comments(issue_key, max_results=count, order_by="-created"),
+        )
+        return [c.raw for c in reversed(comments)]
+
+    def issue_keys(self, issue_ids: Iterable[str]) -> dict[str, str | None]:
+        """Issue id -> key (None for an issue that does not exist or is not visible).
+
+        Ids are looked up 100 at a time with `id in (...)`. Jira rejects the whole query
+        (400) if one id is unknown, and hides archived projects' issues from search, so a
+        rejected batch is asked again without the ids the error names (or split in halves
+        if it names none); ids no search returns are then read one by one.
+        """
+        self.connect()
+        ids = sorted({str(i) for i in issue_ids}, key=lambda i: (len(i), i))
+        found: dict[str, str | None] = {}
+        for at in range(0, len(ids), ID_BATCH):
+            found.update(self._search_keys(ids[at : at + ID_BATCH]))
+        for issue_id in ids:
+            if issue_id not in found:
+                found[issue_id] = self._issue_key(issue_id)
+        return found
+
+    def _search_keys(self, ids: list[str]) -> dict[str, str | None]:
+        def page() -> dict:
+            body = self._jira.enhanced_search_issues(
+                f"id in ({', '.join(ids)})", maxResults=len(ids), fields=["key"], json_result=True
+            )
+            _expect(_expect(body, dict, "search/jql").get("issues"), list, "search/jql issues")
+            return body
+
+        try:
+            issues = self.call("search/jql", page)["issues"]
+        except JiraRequestError as exc:
+            if exc.status != 400:
+                raise
+            # Jira names the values it rejects: drop those and ask again; if it names none
+            # of ours, split the batch until the culprits stand alone.
+            named = {i for i in ids if re.search(rf"\b{i}\b", str(exc))}
+            rest = [i for i in ids if i not in named]
+            if named:
+                return self._search_keys(rest) if rest else {}
+            if len(ids) == 1:
+                return {}
+            half = len(ids) // 2
+            return {**self._search_keys(ids[:half]), **self._search_keys(ids[half:])}
+        return {str(i.get("id")): str(i.get("key")) for i in issues if isinstance(i, dict)}
+
+    def _issue_key(self, issue_id: str) -> str | None:
+        try:
+            issue = self.call("issue", lambda: self._jira.issue(issue_id, fields="project"))
+        except JiraRequestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return issue.key
+
+    def user_names(self, account_ids: Iterable[str]) -> dict[str, str]:
+        """Account id -> display name for the accounts Jira knows (GET user/bulk, paged).
+
+        Accounts Jira no longer knows (or hides) are simply absent from the answer.
+        """
+        self.connect()
+        ids = sorted(set(account_ids))
+        names: dict[str, str] = {}
+        for at in range(0, len(ids), USER_BATCH):
+            batch, start = ids[at : at + USER_BATCH], 0
+            while True:
+
+                def page(batch: list[str] = batch, start: int = start) -> dict:
+                    # no method in the package for the bulk user endpoint
+                    body = _expect(
+                        self._jira._get_json(
+                            "user/bulk",
+                            params={"accountId": batch, "startAt": start, "maxResults": USER_BATCH},
+                        ),
+                        dict,
+                        "user/bulk",
+                    )
+                    _expect(body.get("values"), list, "user/bulk values")
+                    return body
+
+                body = self.call("user/bulk", page)
+                for user in body["values"]:
+                    if isinstance(user, dict) and user.get("accountId"):
+                        names[str(user["accountId"])] = str(user.get("displayName") or "")
+                start += len(body["values"])
+                if body.get("isLast", True) or not body["values"]:
+                    break
+        return {account: name for account, name in names.items() if name}

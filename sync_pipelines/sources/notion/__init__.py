@@ -1,0 +1,1 @@
+"""Notion: pages shared with the integration, their full block content, by last edit."""

@@ -1,0 +1,1 @@
+"""Tempo Cloud: worklogs, tied to their Jira issues and authors through the Jira source."""

@@ -1,0 +1,80 @@
+"""The `tempo` asset: worklogs of each Tempo account, by the day they were last updated.
+
+It needs two resources: `tempo`, and `jira` to resolve issue ids, author names and the
+active projects through the Jira connection the Tempo connection names.
+"""
+
+from dagster import AssetExecutionContext
+
+from sync_pipelines.connections import Connection, RegistryError
+from sync_pipelines.partitions import SyncWindow
+from sync_pipelines.resilience import CallStats
+from sync_pipelines.sources.base import SourceSpec, SyncOutcome, build_source_asset
+from sync_pipelines.sources.tempo.sync import SOURCE, TempoOptions, TempoSync
+
+
+def _total(*parts: CallStats) -> CallStats:
+    total = CallStats()
+    for stats in parts:
+        total.add(
+            api_calls=stats.api_calls,
+            rate_limited=stats.rate_limited,
+            retries=stats.retries,
+            throttle_wait_s=stats.throttle_wait_s,
+        )
+    return total
+
+
+def sync_tempo(
+    context: AssetExecutionContext,
+    connection: Connection,
+    window: SyncWindow,
+    high_water_mark: float | None,
+) -> SyncOutcome:
+    options = TempoOptions.from_connection(connection.options)
+    jira_id = options.jira_connection or connection.id
+    try:
+        jira_connection = context.resources.connections.get("jira", jira_id)
+    except RegistryError as exc:
+        raise ValueError(
+            f"tempo connection '{connection.id}' resolves issues through jira connection "
+            f"'{jira_id}' (option 'jira_connection'): {exc}"
+        ) from exc
+    tempo = context.resources.tempo.client_for(connection)
+    jira = context.resources.jira.client_for(jira_connection)
+    try:
+        result = TempoSync(tempo, jira, options, connection.id).run(window, high_water_mark)
+    finally:
+        tempo.close()
+        jira.close()
+    return SyncOutcome(
+        documents=result.documents,
+        high_water_mark=result.high_water_mark,
+        stats=_total(tempo.stats, jira.stats),
+        metadata={
+            "mode": result.mode,
+            "worklogs_fetched": result.worklogs_fetched,
+            "worklogs_skipped_inactive_project": result.skipped_inactive_project,
+            "worklogs_skipped_unresolved": result.skipped_unresolved,
+            "issue_cache_size": result.issue_cache_size,
+            "user_cache_size": result.user_cache_size,
+            "jira_api_calls": jira.stats.api_calls,
+            "fetched_from": result.fetched_from,
+        },
+    )
+
+
+tempo_asset = build_source_asset(
+    SourceSpec(
+        name=SOURCE,
+        sync_resource_key="tempo",
+        extra_resource_keys=frozenset({"jira"}),
+        description=(
+            "Tempo worklogs, one document per worklog tied to its Jira issue and author, "
+            "partitioned by the day the worklog was last updated; worklogs on inactive "
+            "projects are skipped and counted."
+        ),
+        sync=sync_tempo,
+        kinds=frozenset({"tempo"}),
+    )
+)

@@ -1,0 +1,238 @@
+"""Which Tempo worklogs one run reads, how each finds its Jira issue, and its document.
+
+Partition semantics: a day holds the worklogs whose `updatedAt` falls in that UTC day.
+Tempo's `updatedFrom` has no upper counterpart, so a run asks for every worklog updated since
+the window start (today's open day with a mark: since the mark minus an overlap, default
+2 min, option `overlap_minutes`) and keeps, client-side, those updated before
+min(window end, now), which is the run's high-water mark. A backfill of an old day therefore
+reads every worklog updated since that day and discards the later ones: correct, but its
+cost grows with the distance to today.
+
+Issue key: the first `[A-Z]+-\\d+` in the description whose project is active (so "UTF-8"
+never counts), else Tempo's `issue.id` resolved through the Jira connection (option
+`jira_connection`, default: the Jira connection with this connection's id), looked up in
+batches and cached for the run. Active projects: option `active_projects`, else every project
+the Jira account can see. Worklogs on other projects are skipped and counted, as are
+worklogs whose issue Jira cannot resolve. Author names come from Jira's bulk user endpoint
+(cached), falling back to the account id for accounts Jira no longer knows.
+
+One document per worklog, `doc_id` = `tempo:<connection>:<tempoWorklogId>`, text such as
+"4.5 h on SUBS-123 by Ana Ruiz on 2026-11-20: <description>". Access is `all`: Tempo's own
+permissions (and Jira's per-project ones) are not mapped. Deleted worklogs stay in the index.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sync_pipelines.documents import ACCESS_ALL, Document
+from sync_pipelines.partitions import SyncWindow
+from sync_pipelines.resilience import MalformedResponseError
+from sync_pipelines.sources.jira.client import JiraClient
+from sync_pipelines.sources.tempo.client import TempoClient
+
+SOURCE = "tempo"
+ISSUE_KEY = re.compile(r"[A-Z]+-\d+")
+_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class TempoOptions:
+    jira_connection: str | None = None  # None: the Jira connection with the same id
+    active_projects: tuple[str, ...] = ()  # empty: the projects the Jira account can see
+    overlap_minutes: float = 2.0
+
+    @classmethod
+    def from_connection(cls, options: dict) -> TempoOptions:
+        unknown = set(options) - {"jira_connection", "active_projects", "overlap_minutes"}
+        if unknown:
+            raise ValueError(f"unknown tempo options {sorted(unknown)}")
+        jira = options.get("jira_connection")
+        if jira is not None and (not isinstance(jira, str) or not jira):
+            raise ValueError("tempo option 'jira_connection' must be a Jira connection id")
+        projects = options.get("active_projects") or ()
+        if isinstance(projects, str) or not all(
+            isinstance(p, str) and _PROJECT_KEY.match(p) for p in projects
+        ):
+            raise ValueError("tempo option 'active_projects' must be a list of project keys")
+        overlap = options.get("overlap_minutes", 2)
+        if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or overlap < 0:
+            raise ValueError("tempo option 'overlap_minutes' must be a number >= 0")
+        return cls(jira, tuple(projects), float(overlap))
+
+
+@dataclass
+class TempoSyncResult:
+    documents: list[Document]
+    high_water_mark: float
+    mode: str
+    worklogs_fetched: int
+    skipped_inactive_project: int
+    skipped_unresolved: int
+    issue_cache_size: int
+    user_cache_size: int
+    fetched_from: float
+
+
+@dataclass
+class _Caches:
+    """Per-run lookups through Jira: issue id -> key (None: unknown), account id -> name."""
+
+    issues: dict[str, str | None] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+    active: frozenset[str] | None = None
+
+
+def parse_stamp(value: object, what: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise MalformedResponseError(f"tempo {what} is not a timestamp: {value!r}") from None
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+
+
+def _account(worklog: dict) -> str:
+    author = worklog.get("author")
+    return str(author.get("accountId") or "") if isinstance(author, dict) else ""
+
+
+def key_in_text(text: str, active: frozenset[str]) -> str | None:
+    """The first issue key in a text whose project is active (so "UTF-8" never counts)."""
+    return next((m for m in ISSUE_KEY.findall(text) if m.rpartition("-")[0] in active), None)
+
+
+def worklog_text(hours: float, key: str, author: str, day: str, description: str) -> str:
+    text = f"{hours:g} h on {key} by {author} on {day}"
+    return f"{text}: {description}" if description else text
+
+
+class TempoSync:
+    """One run's reader: the worklogs of one Tempo account, into documents."""
+
+    def __init__(
+        self, tempo: TempoClient, jira: JiraClient, options: TempoOptions, connection_id: str
+    ):
+        self.tempo = tempo
+        self.jira = jira
+        self.options = options
+        self.connection_id = connection_id
+        self.caches = _Caches()
+
+    def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
+        now = time.time() if now is None else now
+        upper = min(window.end_epoch, now)
+        incremental = high_water_mark is not None and high_water_mark < window.end_epoch
+        lower = window.start_epoch
+        if incremental:
+            lower = max(lower, high_water_mark - self.options.overlap_minutes * 60)
+        kept, fetched = [], 0
+        for worklog in self.tempo.worklogs(updated_from=lower):
+            fetched += 1
+            updated = parse_stamp(worklog.get("updatedAt"), "updatedAt").timestamp()
+            if int(lower) <= updated < upper:  # updatedFrom is inclusive, to the second
+                kept.append((worklog, updated))
+        keys = self._issue_keys([w for w, _ in kept])
+        inactive = unresolved = 0
+        wanted = []
+        for (worklog, updated), key in zip(kept, keys):
+            if key is None:
+                unresolved += 1
+            elif key.rpartition("-")[0] not in self._active():
+                inactive += 1
+            else:
+                wanted.append((worklog, updated, key))
+        self._authors([w for w, _, _ in wanted])
+        docs: dict[str, Document] = {}
+        for worklog, updated, key in wanted:
+            doc = self._document(worklog, key, updated)
+            docs[doc.doc_id] = doc
+        return TempoSyncResult(
+            documents=list(docs.values()),
+            high_water_mark=upper,
+            mode="incremental" if incremental else "full",
+            worklogs_fetched=fetched,
+            skipped_inactive_project=inactive,
+            skipped_unresolved=unresolved,
+            issue_cache_size=len(self.caches.issues),
+            user_cache_size=len(self.caches.users),
+            fetched_from=lower,
+        )
+
+    # -- lookups through Jira ----------------------------------------------------------------
+
+    def _active(self) -> frozenset[str]:
+        if self.caches.active is None:
+            self.caches.active = frozenset(self.options.active_projects or self.jira.project_keys())
+        return self.caches.active
+
+    def _issue_keys(self, worklogs: list[dict]) -> list[str | None]:
+        """Each worklog's issue key: an active key in its description, else its issue id's."""
+        if not worklogs:
+            return []
+        active = self._active()
+        from_text = [key_in_text(str(w.get("description") or ""), active) for w in worklogs]
+        missing = {self._issue_id(w) for w, key in zip(worklogs, from_text) if key is None}
+        missing -= {None, *self.caches.issues}
+        if missing:
+            self.caches.issues.update(self.jira.issue_keys(missing))
+        return [
+            key or self.caches.issues.get(self._issue_id(w) or "")
+            for w, key in zip(worklogs, from_text)
+        ]
+
+    @staticmethod
+    def _issue_id(worklog: dict) -> str | None:
+        issue = worklog.get("issue")
+        issue_id = issue.get("id") if isinstance(issue, dict) else None
+        return str(issue_id) if issue_id not in (None, "") else None
+
+    def _authors(self, worklogs: list[dict]) -> None:
+        """Fill the user cache for these worklogs' authors, in bulk; unknown ones keep the id."""
+        wanted = {_account(w) for w in worklogs} - set(self.caches.users) - {""}
+        if wanted:
+            names = self.jira.user_names(wanted)
+            self.caches.users.update({a: names.get(a, a) for a in wanted})
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def _document(self, worklog: dict, key: str, updated: float) -> Document:
+        worklog_id = worklog.get("tempoWorklogId")
+        if worklog_id is None:
+            raise MalformedResponseError("tempo worklog without a tempoWorklogId")
+        account = _account(worklog)
+        author = self.caches.users.get(account, account) or "unknown"
+        seconds = int(worklog.get("timeSpentSeconds") or 0)
+        hours = round(seconds / 3600, 2)
+        day = str(worklog.get("startDate") or "")
+        description = str(worklog.get("description") or "").strip()
+        created = parse_stamp(worklog.get("createdAt") or worklog.get("updatedAt"), "createdAt")
+        url = f"{self.jira.site_url}/browse/{key}"
+        return Document(
+            doc_id=Document.make_id(SOURCE, self.connection_id, str(worklog_id)),
+            source=SOURCE,
+            connection=self.connection_id,
+            title=f"Worklog {key} · {author} · {day}",
+            text=worklog_text(hours, key, author, day, description),
+            url=url,
+            author=author,
+            created_at=created.isoformat(),
+            updated_at=datetime.fromtimestamp(updated, UTC).isoformat(),
+            timestamp_epoch=updated,
+            access=(ACCESS_ALL,),
+            metadata={
+                "worklog_id": int(worklog_id),
+                "issue_key": key,
+                "issue_id": self._issue_id(worklog) or "",
+                "project_key": key.rpartition("-")[0],
+                "author": author,
+                "author_account_id": account,
+                "hours": hours,
+                "billable_hours": round(int(worklog.get("billableSeconds") or 0) / 3600, 2),
+                "start_date": day,
+                "timestamp_epoch": updated,
+                "url": url,
+            },
+        )

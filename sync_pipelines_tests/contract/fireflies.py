@@ -1,0 +1,30 @@
+"""Fireflies' place in the source contract."""
+
+from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
+from sync_pipelines.sandbox.fireflies_data import FirefliesData
+from sync_pipelines.sources.fireflies.asset import fireflies_asset
+from sync_pipelines.sources.fireflies.client import FirefliesResource
+from sync_pipelines_tests.contract import SourceContract
+
+
+def expected_ids(company, start, end):
+    meetings = FirefliesData.of(company).expected(start.timestamp(), end.timestamp())
+    return {f"fireflies:acme:{m.id}" for m in meetings}
+
+
+CONTRACT = SourceContract(
+    name="fireflies",
+    asset=fireflies_asset,
+    resources=lambda sandbox: {
+        "fireflies": FirefliesResource(
+            base_url=sandbox.urls["fireflies"], rate_per_s=0, page_size=10, timeout_s=10
+        )
+    },
+    registry_entry=lambda sandbox, conn_id, env: (
+        f"  - id: {conn_id}\n    source: fireflies\n    base_url: {sandbox.urls['fireflies']}\n"
+        f"    credentials: {{api_key: {env}}}\n"
+    ),
+    good_secret=SANDBOX_FIREFLIES_API_KEY,
+    list_route="transcripts",
+    expected_ids=expected_ids,
+)

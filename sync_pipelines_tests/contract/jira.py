@@ -1,0 +1,37 @@
+"""Jira's place in the source contract."""
+
+import time
+
+from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, JiraSite
+from sync_pipelines.sources.jira.asset import jira_asset
+from sync_pipelines.sources.jira.client import JiraResource
+from sync_pipelines_tests.contract import SourceContract
+
+EMAIL_ENV = "CONTRACT_JIRA_EMAIL"
+
+
+def expected_ids(company, start, end):
+    upper = min(end.timestamp(), time.time() // 60 * 60)
+    site = JiraSite.of(company)
+    return {f"jira:acme:{i.id}" for i in site.updated_between(start.timestamp(), upper)}
+
+
+def registry_entry(sandbox, conn_id, env):
+    return (
+        f"  - id: {conn_id}\n    source: jira\n    base_url: {sandbox.urls['jira']}\n"
+        f"    credentials: {{api_token: {env}, email: {EMAIL_ENV}}}\n"
+    )
+
+
+CONTRACT = SourceContract(
+    name="jira",
+    asset=jira_asset,
+    resources=lambda sandbox: {
+        "jira": JiraResource(rate_per_s=0, page_size=25, timeout_s=5, max_attempts=4)
+    },
+    registry_entry=registry_entry,
+    good_secret=SANDBOX_JIRA_TOKEN,
+    list_route="search/jql",
+    expected_ids=expected_ids,
+    extra_env={EMAIL_ENV: SANDBOX_JIRA_EMAIL},
+)

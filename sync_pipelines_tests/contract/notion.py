@@ -1,0 +1,35 @@
+"""Notion's place in the source contract."""
+
+from sync_pipelines.sandbox.notion_api import SANDBOX_NOTION_TOKEN
+from sync_pipelines.sandbox.notion_data import NotionWorkspace
+from sync_pipelines.sources.notion.asset import notion_asset
+from sync_pipelines.sources.notion.client import NotionResource
+from sync_pipelines_tests.contract import SourceContract
+
+# Small pages so search and long pages span several; no client-side pacing in tests.
+PAGE_SIZE = 25
+
+
+def notion_resource(sandbox) -> NotionResource:
+    return NotionResource(
+        base_url=sandbox.urls["notion"], rate_per_s=0, page_size=PAGE_SIZE, timeout_s=5
+    )
+
+
+def expected_ids(company, start, end):
+    pages = NotionWorkspace.of(company).pages_edited_between(start.timestamp(), end.timestamp())
+    return {f"notion:acme:{page.id}" for page in pages}
+
+
+CONTRACT = SourceContract(
+    name="notion",
+    asset=notion_asset,
+    resources=lambda sandbox: {"notion": notion_resource(sandbox)},
+    registry_entry=lambda sandbox, conn_id, env: (
+        f"  - id: {conn_id}\n    source: notion\n    base_url: {sandbox.urls['notion']}\n"
+        f"    credentials: {{token: {env}}}\n"
+    ),
+    good_secret=SANDBOX_NOTION_TOKEN,
+    list_route="search",
+    expected_ids=expected_ids,
+)

@@ -1,0 +1,47 @@
+"""Tempo's place in the source contract (its connections come with a Jira connection)."""
+
+import time
+
+from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
+from sync_pipelines.sandbox.tempo_data import SANDBOX_TEMPO_TOKEN, TempoWorklogs
+from sync_pipelines.sources.jira.client import JiraResource
+from sync_pipelines.sources.tempo.asset import tempo_asset
+from sync_pipelines.sources.tempo.client import TempoResource
+from sync_pipelines_tests.contract import SourceContract
+
+JIRA_EMAIL_ENV, JIRA_TOKEN_ENV = "CONTRACT_TEMPO_JIRA_EMAIL", "CONTRACT_TEMPO_JIRA_TOKEN"
+
+
+def expected_ids(company, start, end):
+    store = TempoWorklogs.of(company)
+    active = {p.key for p in store.site.projects}
+    upper = min(end.timestamp(), time.time())
+    return {
+        f"tempo:acme:{w.id}"
+        for w in store.updated_between(start.timestamp(), upper)
+        if w.issue.project.key in active
+    }
+
+
+def registry_entry(sandbox, conn_id, env):
+    return (
+        f"  - id: {conn_id}\n    source: tempo\n    base_url: {sandbox.urls['tempo']}\n"
+        f"    credentials: {{token: {env}}}\n"
+        f"  - id: {conn_id}\n    source: jira\n    base_url: {sandbox.urls['jira']}\n"
+        f"    credentials: {{api_token: {JIRA_TOKEN_ENV}, email: {JIRA_EMAIL_ENV}}}\n"
+    )
+
+
+CONTRACT = SourceContract(
+    name="tempo",
+    asset=tempo_asset,
+    resources=lambda sandbox: {
+        "tempo": TempoResource(rate_per_s=0, page_size=50, timeout_s=5, max_attempts=4),
+        "jira": JiraResource(rate_per_s=0, timeout_s=5, max_attempts=4),
+    },
+    registry_entry=registry_entry,
+    good_secret=SANDBOX_TEMPO_TOKEN,
+    list_route="worklogs",
+    expected_ids=expected_ids,
+    extra_env={JIRA_EMAIL_ENV: SANDBOX_JIRA_EMAIL, JIRA_TOKEN_ENV: SANDBOX_JIRA_TOKEN},
+)
