@@ -27,3 +27,4 @@ sandbox: setup
 
 bench: setup
 	$(BIN)/python bench/slack_index_bench.py
+	$(BIN)/python bench/source_throughput.py

@@ -88,28 +88,45 @@ def alerts_resource() -> AlertsResource:
     return AlertsResource(**options)
 
 
+def _paced(name: str) -> dict:
+    """`<SOURCE>_RATE_PER_S` overrides a source's documented pacing (plans differ; 0 = off)."""
+    value = _env(f"{name.upper()}_RATE_PER_S")
+    return {"rate_per_s": float(value)} if value is not None else {}
+
+
+def source_resources() -> dict:
+    return {
+        "slack": SlackResource(base_url=_env("SLACK_BASE_URL", SLACK_DEFAULT_BASE_URL)),
+        "jira": JiraResource(base_url=_env("JIRA_BASE_URL"), **_paced("jira")),
+        "tempo": TempoResource(base_url=_env("TEMPO_BASE_URL"), **_paced("tempo")),
+        "notion": NotionResource(
+            base_url=_env("NOTION_BASE_URL", NOTION_DEFAULT_BASE_URL), **_paced("notion")
+        ),
+        "fireflies": FirefliesResource(
+            base_url=_env("FIREFLIES_BASE_URL", FIREFLIES_DEFAULT_BASE_URL), **_paced("fireflies")
+        ),
+    }
+
+
 def build_resources() -> dict:
     return {
         "connections": ConnectionRegistry(),
         "documents": DocumentStore(),
-        "slack": SlackResource(base_url=_env("SLACK_BASE_URL", SLACK_DEFAULT_BASE_URL)),
-        "jira": JiraResource(base_url=_env("JIRA_BASE_URL")),
-        "tempo": TempoResource(base_url=_env("TEMPO_BASE_URL")),
-        "notion": NotionResource(base_url=_env("NOTION_BASE_URL", NOTION_DEFAULT_BASE_URL)),
-        "fireflies": FirefliesResource(
-            base_url=_env("FIREFLIES_BASE_URL", FIREFLIES_DEFAULT_BASE_URL)
-        ),
+        **source_resources(),
         "embedder": embedder_resource(),
         "vector_store": vector_store_resource(),
         "alerts": alerts_resource(),
     }
 
 
-slack_sync_job = define_asset_job(
-    "slack_sync",
-    selection=AssetSelection.assets(slack_asset),
-    description="Sync Slack for the chosen partitions (day range × connection).",
-)
+source_sync_jobs = [
+    define_asset_job(
+        f"{name}_sync",
+        selection=AssetSelection.assets(asset),
+        description=f"Sync {name} for the chosen partitions (day range × connection).",
+    )
+    for name, asset in zip(SOURCE_NAMES, SOURCE_ASSETS)
+]
 vector_index_job = define_asset_job(
     "vector_index_update", selection=AssetSelection.assets(vector_index)
 )
@@ -126,8 +143,10 @@ freshness_checks = build_freshness_checks(SOURCE_ASSETS)
 defs = Definitions(
     assets=[*SOURCE_ASSETS, vector_index],
     asset_checks=freshness_checks,
-    jobs=[slack_sync_job, vector_index_job],
-    schedules=[build_source_schedule(entry(name), a) for name, a in zip(SOURCE_NAMES, SOURCE_ASSETS)],
+    jobs=[*source_sync_jobs, vector_index_job],
+    schedules=[
+        build_source_schedule(entry(name), asset) for name, asset in zip(SOURCE_NAMES, SOURCE_ASSETS)
+    ],
     sensors=[
         build_connections_sensor(SOURCE_NAMES),
         vector_index_automation,

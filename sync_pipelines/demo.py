@@ -1,4 +1,5 @@
-"""README command 1: start the sandbox, sync a sample company's Slack, build the index, search.
+"""README command 1: start the sandbox, sync every source of a sample company, build the index,
+and search it.
 
 Everything runs on the embedded defaults: the sandbox emulators on 127.0.0.1, the local hashing
 embedder, the LanceDB store and a SQLite DAGSTER_HOME under `.demo/`, so it needs no network
@@ -15,7 +16,6 @@ from pathlib import Path
 
 DEMO_DIR = Path(".demo")
 DEMO_CONNECTION = "acme"
-DEMO_TOKEN_ENV = "DEMO_SLACK_TOKEN"
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
@@ -24,31 +24,35 @@ def _say(message: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def prepare_environment(root: Path, slack_base_url: str, token: str) -> None:
-    """A DAGSTER_HOME on SQLite, a data dir and a registry pointing at the sandbox."""
+def prepare_environment(root: Path, sandbox, sources: list[str]) -> None:
+    """A DAGSTER_HOME on SQLite, a data dir, and a registry with one sandbox connection per
+    source whose secrets are the sandbox's standard environment variables."""
+    from sync_pipelines.connections import STANDARD_ENV
+
     home = (root / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    lines = ["connections:"]
+    for source in sources:
+        credentials, _ = STANDARD_ENV[source]
+        lines += [
+            f"  - id: {DEMO_CONNECTION}",
+            f"    source: {source}",
+            f"    base_url: {sandbox.urls[source]}",
+            "    credentials: {" + ", ".join(f"{k}: {v}" for k, v in credentials.items()) + "}",
+        ]
+        if source == "slack":  # the sandbox enforces no rate limit unless asked to
+            lines.append("    options: {tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}}")
     registry = (root / "connections.yaml").resolve()
-    registry.write_text(
-        "connections:\n"
-        f"  - id: {DEMO_CONNECTION}\n"
-        "    source: slack\n"
-        "    active: true\n"
-        f"    base_url: {slack_base_url}\n"
-        "    credentials:\n"
-        f"      token: {DEMO_TOKEN_ENV}\n"
-        "    options:\n"
-        "      # the sandbox enforces no rate limit unless asked to: no client-side pacing\n"
-        "      tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}\n"
-    )
+    registry.write_text("\n".join(lines) + "\n")
+    os.environ.update(sandbox.env())
+    os.environ.update({f"{s.upper()}_RATE_PER_S": "0" for s in sources if s != "slack"})
     os.environ.update(
         {
             "DAGSTER_HOME": str(home),
             "SYNC_DATA_DIR": str((root / "data").resolve()),
             "SYNC_CONNECTIONS_FILE": str(registry),
-            DEMO_TOKEN_ENV: token,
             "SYNC_EMBEDDER": "hashing",
             "SYNC_VECTOR_STORE": "lance",
         }
@@ -58,14 +62,15 @@ def prepare_environment(root: Path, slack_base_url: str, token: str) -> None:
 def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DEMO_DIR) -> int:
     from sync_pipelines.sandbox.company import Company
     from sync_pipelines.sandbox.server import Sandbox
-    from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
 
     started = time.monotonic()
     _say(f"generating a sample company: {messages} Slack messages over {days} days (seed {seed})")
     company = Company.generate(seed=seed, messages=messages, days=days)
     with Sandbox(company=company) as sandbox:
-        _say(f"sandbox Slack API on {sandbox.slack_base_url}")
-        prepare_environment(root, sandbox.slack_base_url, SANDBOX_SLACK_TOKEN)
+        _say("sandbox APIs on " + ", ".join(f"{k} {v}" for k, v in sandbox.urls.items()))
+        from sync_pipelines.source_table import SOURCE_TABLE
+
+        prepare_environment(root, sandbox, [row.name for row in SOURCE_TABLE])
 
         from dagster import DagsterInstance
 
@@ -88,23 +93,25 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
 
         today = datetime.now(timezone.utc).date()
         first = today - timedelta(days=days - 1)
-        _say(f"materializing slack for {DEMO_CONNECTION}, {first}..{today} (one run)")
-        slack = defs.get_job_def("slack_sync").execute_in_process(
-            instance=instance,
-            run_config=QUIET,
-            tags={
-                "dagster/asset_partition_range_start": f"{DEMO_CONNECTION}|{first}",
-                "dagster/asset_partition_range_end": f"{DEMO_CONNECTION}|{today}",
-            },
-        )
-        slack_meta = _metadata(slack, "slack")
-        _say(
-            f"slack: {slack_meta['documents_written']} documents from "
-            f"{slack_meta['channels_read']} channels in {slack_meta['api_calls']} API calls "
-            f"({slack_meta['duration_s']} s)"
-        )
+        documents = 0
+        for source in SOURCE_NAMES:
+            _say(f"materializing {source} for {DEMO_CONNECTION}, {first}..{today} (one run)")
+            result = defs.resolve_job_def(f"{source}_sync").execute_in_process(
+                instance=instance,
+                run_config=QUIET,
+                tags={
+                    "dagster/asset_partition_range_start": f"{DEMO_CONNECTION}|{first}",
+                    "dagster/asset_partition_range_end": f"{DEMO_CONNECTION}|{today}",
+                },
+            )
+            meta = _metadata(result, source)
+            documents += meta["documents_written"]
+            _say(
+                f"{source}: {meta['documents_written']} documents in {meta['api_calls']} API "
+                f"calls ({meta['duration_s']} s)"
+            )
         _say("materializing vector_index (chunk, embed, upsert)")
-        index = defs.get_job_def("vector_index_update").execute_in_process(
+        index = defs.resolve_job_def("vector_index_update").execute_in_process(
             instance=instance, run_config=QUIET
         )
         meta = _metadata(index, "vector_index")
@@ -117,16 +124,17 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
         store = resources["vector_store"].build()
         embedder = resources["embedder"].build()
         person = company.people[0]
-        question = f"{company.projects[0].key} release plan"
+        question = f"{company.issue_keys[0]} status and release plan"
         _say(f'sample search as {person.email}: "{question}"')
         for rank, match in enumerate(
-            search(question, embedder, store, top_k=3, as_user=person.email), 1
+            search(question, embedder, store, top_k=5, as_user=person.email), 1
         ):
-            text = " ".join(str(match.metadata.get("text", "")).split())[:110]
-            print(f"  {rank}. [{match.score:.3f}] {match.metadata.get('title')}: {text}")
+            text = " ".join(str(match.metadata.get("text", "")).split())[:100]
+            print(f"  {rank}. [{match.score:.3f}] ({match.metadata.get('source')}) "
+                  f"{match.metadata.get('title')}: {text}")
     print()
     print("Summary")
-    print(f"  documents : {meta['documents']}")
+    print(f"  documents : {documents} synced from {len(SOURCE_NAMES)} sources")
     print(f"  chunks    : {meta['chunks_seen']}")
     print(f"  vectors   : {meta['vectors_in_store']}")
     print(f"  time      : {time.monotonic() - started:.1f} s")
