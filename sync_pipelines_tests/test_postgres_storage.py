@@ -35,6 +35,14 @@ def test_runs_and_metadata_stored_in_postgres(harness, pg_database, tmp_path, mo
     instance = DagsterInstance.from_config(str(home))
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    # The operating limits the daemon enforces come from this file.
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.run_queue_config.tag_concurrency_limits == [
+        {"key": "sync/group", "value": "crm", "limit": 2}
+    ]
+    assert concurrency.pool_config.default_pool_limit == 1
+    assert instance.run_monitoring_enabled and instance.run_retries_enabled
+    assert not instance.run_retries_retry_on_asset_or_op_failure
     harness.instance = instance
     instance.add_dynamic_partitions("slack_connections", ["acme"])
 

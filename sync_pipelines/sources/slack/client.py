@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from http.client import RemoteDisconnected
 from typing import Iterator
 from urllib.error import URLError
@@ -155,11 +156,20 @@ class SlackClient:
             timeout=timeout_s,
             retry_handlers=[_CountingRateLimitHandler(self.stats, max_rate_limit_retries)],
         )
-        self._limiters = {
-            tier: RateLimiter(rate=limit, per=60.0, burst=max(1, limit // 6))
-            for tier, limit in tier_limits.items()
-            if limit > 0
-        }
+        # Slack applies its tier limits per method (per workspace), so each method gets its
+        # own bucket at its tier's rate, created on first use.
+        self._tier_limits = {tier: limit for tier, limit in tier_limits.items() if limit > 0}
+        self._limiters: dict[str, RateLimiter] = {}
+        self._limiters_lock = threading.Lock()
+
+    def _limiter(self, method: str) -> RateLimiter | None:
+        limit = self._tier_limits.get(METHOD_TIERS.get(method, "tier3"))
+        if limit is None:
+            return None
+        with self._limiters_lock:
+            if method not in self._limiters:
+                self._limiters[method] = RateLimiter(rate=limit, per=60.0, burst=max(1, limit // 6))
+            return self._limiters[method]
 
     def _label(self) -> str:
         return f"slack connection '{self.connection.id}'"
@@ -187,7 +197,7 @@ class SlackClient:
         """One API call: paced, retried on transient errors, validated as a JSON object."""
 
         def attempt() -> dict:
-            limiter = self._limiters.get(METHOD_TIERS.get(method, "tier3"))
+            limiter = self._limiter(method)
             if limiter is not None:
                 self.stats.add(throttle_wait_s=limiter.acquire())
             self.stats.add(api_calls=1)
