@@ -5,14 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from dagster import (
-    AssetKey,
     AssetMaterialization,
-    RunRequest,
-    SkipReason,
     build_last_update_freshness_checks,
     build_schedule_context,
     instance_for_test,
-    materialize,
 )
 
 from sync_pipelines.metrics import metrics_table

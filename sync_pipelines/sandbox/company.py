@@ -154,18 +154,23 @@ class Company:
         company = cls()
         company.seed, company.message_count, company.days = seed, messages, days
         company.anchor = anchor or dt.datetime.now(dt.UTC).date()
-        start = int(
-            dt.datetime.combine(
-                company.anchor - dt.timedelta(days=days - 1), dt.time(), dt.UTC
-            ).timestamp()
-        )
-        end = min(start + days * _DAY, int(time.time()) - 60)
-        start = min(start, end - _DAY)
+        start, end = company.span()
         company._make_people(rng, min(200, 20 + messages // 250))
         company._make_projects(rng, 40 + messages // 400)
         company._make_channels(rng, start)
         company._make_messages(rng, messages, start, end)
         return company
+
+    def span(self) -> tuple[int, int]:
+        """[start, end) in epoch seconds that every source's data covers: the company's days,
+        ending no later than now - 60 s (and covering at least one day)."""
+        start = int(
+            dt.datetime.combine(
+                self.anchor - dt.timedelta(days=self.days - 1), dt.time(), dt.UTC
+            ).timestamp()
+        )
+        end = min(start + self.days * _DAY, int(time.time()) - 60)
+        return min(start, end - _DAY), end
 
     def _new_id(self, rng: random.Random, prefix: str, taken: set[str]) -> str:
         while True:

@@ -179,17 +179,10 @@ class FirefliesData:
             return store
 
     # ----------------------------------------------------------------- generation
-    def _span(self) -> tuple[int, int]:
-        company = self.company
-        first = company.anchor - dt.timedelta(days=company.days - 1)
-        start = int(dt.datetime.combine(first, dt.time(), dt.UTC).timestamp())
-        end = min(start + company.days * _DAY, int(time.time()) - 60)
-        return min(start, end - _DAY), end
-
     def _generate(self) -> None:
         rng = self._rng
         humans = [p for p in self.company.people if not p.is_bot]
-        start, end = self._span()
+        start, end = self.company.span()
         days = max(1, (end - start + _DAY - 1) // _DAY)
         for _ in range(max(12, self.company.message_count // 25)):
             title, minutes, attendees, privacy, project, keys, customer = self._plan(rng, humans)

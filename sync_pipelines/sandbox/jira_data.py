@@ -13,7 +13,6 @@ issue is still readable by id. Tempo worklogs on it are how "inactive project" s
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import threading
 import time
@@ -205,13 +204,7 @@ class JiraSite:
     def _generate(self) -> None:
         company = self.company
         rng = random.Random(f"jira:{company.seed}")
-        start = int(
-            dt.datetime.combine(
-                company.anchor - dt.timedelta(days=company.days - 1), dt.time(), dt.UTC
-            ).timestamp()
-        )
-        end = min(start + company.days * _DAY, int(time.time()) - 60)
-        start = min(start, end - _DAY)
+        start, end = company.span()
         projects = {p.key: p for p in self.projects}
         keys = list(company.issue_keys)
         legacy = [f"{ARCHIVED_PROJECT.key}-{n}" for n in sorted(rng.sample(range(1, 60), 6))]

@@ -116,17 +116,6 @@ def minute_floor(epoch: float) -> int:
     return int(epoch) // 60 * 60
 
 
-def company_span(company: Company) -> tuple[int, int]:
-    """[start, end) of the company's activity, as `Company.generate` computes it."""
-    start = int(
-        dt.datetime.combine(
-            company.anchor - dt.timedelta(days=company.days - 1), dt.time(), dt.UTC
-        ).timestamp()
-    )
-    end = min(start + company.days * _DAY, int(time.time()) - 60)
-    return min(start, end - _DAY), end
-
-
 _WORKSPACES: weakref.WeakKeyDictionary[Company, NotionWorkspace] = weakref.WeakKeyDictionary()
 _WORKSPACES_LOCK = threading.Lock()
 
@@ -157,7 +146,7 @@ class NotionWorkspace:
     def generate(cls, company: Company) -> NotionWorkspace:
         rng = random.Random(f"notion:{company.seed}")
         ws = cls(company)
-        start, end = company_span(company)
+        start, end = company.span()
         ws._make_users(rng)
         _Writer(ws, rng, start, end).write(max(24, company.message_count // 12))
         return ws

@@ -81,13 +81,7 @@ class TempoWorklogs:
     def _generate(self) -> None:
         company = self.company
         rng = random.Random(f"tempo:{company.seed}")
-        start = int(
-            dt.datetime.combine(
-                company.anchor - dt.timedelta(days=company.days - 1), dt.time(), dt.UTC
-            ).timestamp()
-        )
-        end = min(start + company.days * _DAY, int(time.time()) - 60)
-        start = min(start, end - _DAY)
+        start, end = company.span()
         live = self.site.searchable()
         legacy = [i for i in self.site.issues.values() if i.project == ARCHIVED_PROJECT]
         authors = [a for a in self.site.users if a != self.site.account.account_id]
