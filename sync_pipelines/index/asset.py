@@ -1,9 +1,10 @@
 """The `vector_index` asset: embeds and upserts whatever the sources landed since its last run.
 
 The event log is the queue: each source materialization names the document files it wrote, and
-vector_index keeps the storage id of the last event it fully applied (its own materialization
-metadata). A failed or killed run records nothing, so the next run starts from the same events;
-the chunk ledger makes that replay cost only what was not yet upserted.
+vector_index keeps a cursor over those events in its own materialization metadata (see
+event_cursor.py for why it is more than a storage id). A failed or killed run records nothing,
+so the next run starts from the same events; the chunk ledger makes that replay cost only what
+was not yet upserted.
 """
 
 
@@ -21,8 +22,9 @@ from dagster import (
 )
 
 from sync_pipelines.documents import DocumentFiles
-from sync_pipelines.metrics import peak_rss_mb
+from sync_pipelines.index.event_cursor import EventCursor, SourceEvent, select_pending
 from sync_pipelines.index.updater import IndexUpdater, latest_versions
+from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.sources.base import FILES_KEY
 
 CURSOR_KEY = "source_event_cursor"
@@ -36,39 +38,38 @@ VECTOR_INDEX_CONDITION = (
 )
 
 
-def last_cursor(context: AssetExecutionContext) -> int:
+def last_cursor(context: AssetExecutionContext) -> EventCursor:
     result = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key), limit=1
     )
     if not result.records:
-        return 0
+        return EventCursor()
     entry = result.records[0].asset_materialization.metadata.get(CURSOR_KEY)
-    return int(entry.value) if entry is not None else 0
+    return EventCursor.from_json(entry.value if entry is not None else None)
 
 
-def pending_files(
-    context: AssetExecutionContext, source_keys: Sequence[AssetKey], after: int
-) -> tuple[list[str], int]:
-    """Document files of source materializations after storage id `after`, oldest first."""
-    events: list[tuple[int, list[str]]] = []
+def source_events(
+    context: AssetExecutionContext, source_keys: Sequence[AssetKey], cursor: EventCursor
+) -> list[SourceEvent]:
+    """Source materializations from the cursor's grace window on, with their document files."""
+    events: list[SourceEvent] = []
     for key in source_keys:
-        cursor = None
+        page_cursor = None
         while True:
             page = context.instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                AssetRecordsFilter(asset_key=key, after_timestamp=cursor.read_after_timestamp),
                 limit=1000,
-                cursor=cursor,
+                cursor=page_cursor,
                 ascending=True,
             )
             for record in page.records:
                 entry = record.asset_materialization.metadata.get(FILES_KEY)
-                events.append((record.storage_id, list(entry.value) if entry else []))
+                files = tuple(entry.value) if entry else ()
+                events.append(SourceEvent(record.storage_id, record.timestamp, files))
             if not page.has_more:
                 break
-            cursor = page.cursor
-    events.sort()
-    files = list(dict.fromkeys(path for _, paths in events for path in paths))
-    return files, max((sid for sid, _ in events), default=after)
+            page_cursor = page.cursor
+    return events
 
 
 def _read_documents(paths: Sequence[str]) -> Iterator:
@@ -94,9 +95,11 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
     )
     def vector_index(context: AssetExecutionContext) -> MaterializeResult:
         started = time.monotonic()
-        after = last_cursor(context)
-        files, cursor = pending_files(context, source_keys, after)
-        context.log.info(f"{len(files)} document files landed after event {after}")
+        previous = last_cursor(context)
+        files, cursor = select_pending(source_events(context, source_keys, previous), previous)
+        context.log.info(
+            f"{len(files)} document files landed since event {previous.storage_id}"
+        )
         embedder = context.resources.embedder.build()
         store = context.resources.vector_store.build()
         ledger = context.resources.vector_store.ledger(store)
@@ -126,7 +129,8 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
                 "store": store.name,
                 "vectors_in_store": store.count(),
                 "chunks_in_ledger": ledger.count(),
-                CURSOR_KEY: cursor,
+                CURSOR_KEY: cursor.to_json(),
+                "last_source_event": cursor.storage_id,
                 "retries": int(getattr(store, "retries", 0)),
                 "duration_s": round(time.monotonic() - started, 3),
                 "peak_memory_mb": peak_rss_mb(),
