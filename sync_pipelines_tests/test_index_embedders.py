@@ -77,15 +77,6 @@ def test_hashing_is_identical_across_processes():
     np.testing.assert_array_equal(theirs, HashingEmbedder(128).embed(texts))
 
 
-def test_hashing_is_fast():
-    rng = np.random.default_rng(0)
-    vocab = np.array([f"word{i}" for i in range(5000)])
-    texts = [" ".join(rng.choice(vocab, 40)) for _ in range(20_000)]
-    started = time.perf_counter()
-    HashingEmbedder().embed(texts)
-    assert time.perf_counter() - started < 6  # ~1 s on one core; slack for busy CI
-
-
 def test_build_embedder():
     assert isinstance(build_embedder("hashing", dimension=32), HashingEmbedder)
     assert build_embedder("openai", api_key="k", base_url="http://127.0.0.1:9/v1").dimension == 1536

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -283,12 +284,25 @@ def test_pinecone_upserts_in_parallel(sandbox):
     store = PineconeStore(
         SANDBOX_PINECONE_KEY, sandbox.pinecone_host, max_workers=4, max_batch_vectors=10
     )
-    sandbox.knobs.latency_ms = 200
-    started = time.monotonic()
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    real_upsert = store._index.upsert
+
+    def counting_upsert(**kwargs):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return real_upsert(**kwargs)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    store._index.upsert = counting_upsert
+    sandbox.knobs.latency_ms = 200  # long enough for the workers to overlap
     assert store.upsert(big_records(80, text_bytes=10)) == 8
-    elapsed = time.monotonic() - started
     sandbox.knobs.latency_ms = 0
-    assert elapsed < 8 * 0.2 * 0.6  # one at a time would take 1.6 s; 4 in flight about 0.4 s
+    assert 2 <= peak <= 4, "several requests in flight, never more than max_workers"
     assert store.count() == 80
 
 

@@ -124,31 +124,31 @@ def test_freshness_checks_carry_the_table_limits():
 
 
 def test_freshness_check_fails_when_stale_and_passes_after_a_run(instance):
-    """The same builder with a 1-second limit, so staleness is reached without waiting 30 min."""
+    """The same builder with short limits, so staleness is reached without waiting 30 min: a
+    60 s limit right after a materialization passes, a 1 s limit 1.2 s later fails (neither
+    outcome can be flipped by a slow machine)."""
     from dagster import Definitions
 
     from sync_pipelines.definitions import slack_asset
 
-    checks = build_last_update_freshness_checks(
-        assets=[slack_asset], lower_bound_delta=timedelta(seconds=1)
-    )
-    defs = Definitions(assets=[slack_asset.to_source_asset()], asset_checks=checks)
-    job = defs.get_implicit_global_asset_job_def()
     instance.add_dynamic_partitions("slack_connections", ["acme"])
 
-    def evaluate() -> bool:
-        result = job.execute_in_process(
+    def evaluate(limit: timedelta) -> bool:
+        checks = build_last_update_freshness_checks(assets=[slack_asset], lower_bound_delta=limit)
+        defs = Definitions(assets=[slack_asset.to_source_asset()], asset_checks=checks)
+        result = defs.get_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[], raise_on_error=False
         )
         (evaluation,) = result.get_asset_check_evaluations()
         return evaluation.passed
 
+    assert not evaluate(timedelta(minutes=30)), "never materialized is not fresh"
     instance.report_runless_asset_event(
         AssetMaterialization(asset_key=slack_asset.key, partition=f"acme|{day(0)}")
     )
-    assert evaluate()
+    assert evaluate(timedelta(seconds=60))
     time.sleep(1.2)
-    assert not evaluate()
+    assert not evaluate(timedelta(seconds=1))
 
 
 def test_metrics_table_reads_figures_back_from_run_storage(harness):

@@ -299,19 +299,16 @@ def test_json_and_query_params_are_accepted(sandbox):
     assert by_query["ok"] and by_query["messages"] == by_json["messages"]
 
 
-# ------------------------------------------------------------------ performance
-def test_paging_fifty_thousand_messages_is_fast():
+# ------------------------------------------------------------------ scale (timings: bench/)
+def test_paging_fifty_thousand_messages_misses_nothing():
     company = Company.generate(seed=5, messages=50_000, days=30)
     with Sandbox(company=company) as sb:
         client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sb.slack_base_url)
-        started, total = time.perf_counter(), 0
-        for ch in company.slack_channels():
-            if ch.name not in ("watercooler", "hr-confidential"):
-                total += len(page_history(client, ch.id, limit=999))
-        elapsed = time.perf_counter() - started
-    top_level = sum(len(company.channel_messages(c.id)) for c in company.slack_channels())
-    assert total > 0.8 * top_level
-    assert elapsed < 10, f"paging {total} messages took {elapsed:.1f}s"
+        readable = [
+            c for c in company.slack_channels() if c.name not in ("watercooler", "hr-confidential")
+        ]
+        total = sum(len(page_history(client, ch.id, limit=999)) for ch in readable)
+    assert total == sum(len(company.channel_messages(c.id)) for c in readable)
 
 
 # ------------------------------------------------------------------ knobs

@@ -88,12 +88,11 @@ def test_5xx_is_retried(harness, source):
 
 
 def test_empty_window_writes_an_empty_valid_partition(harness, source):
-    started = time.monotonic()
     result = harness.sync(source.asset, ["2025-01-02"])
-    assert time.monotonic() - started < 10
-    (path,) = harness.metadata(result, source.name)["documents_files"]
+    meta = harness.metadata(result, source.name)
+    (path,) = meta["documents_files"]
     assert DocumentFiles.read(path) == []
-    assert harness.metadata(result, source.name)["documents_written"] == 0
+    assert meta["documents_written"] == 0 and meta["retries"] == 0
 
 
 def test_bad_credentials_fail_fast(harness, source):
