@@ -370,19 +370,7 @@ def users_bulk(state: JiraState, r: Renderer, params: dict) -> dict:
     start = max(0, _int_param(params, "startAt", 0))
     size = min(max(1, _int_param(params, "maxResults", 10)), BULK_USERS_MAX)
     known = [a for a in dict.fromkeys(wanted) if a in state.site.users]
-    page = known[start : start + size]
-    is_last = start + size >= len(known)
-    out = {
-        "self": f"{r.api}/user/bulk?startAt={start}&maxResults={size}",
-        "maxResults": size,
-        "startAt": start,
-        "total": len(known),
-        "isLast": is_last,
-        "values": [r.user(a) for a in page],
-    }
-    if not is_last:
-        out["nextPage"] = f"{r.api}/user/bulk?startAt={start + size}&maxResults={size}"
-    return out
+    return _page_bean(f"{r.api}/user/bulk", [r.user(a) for a in known], start, size)
 
 
 def project_search(state: JiraState, r: Renderer, params: dict) -> dict:
@@ -399,18 +387,24 @@ def project_search(state: JiraState, r: Renderer, params: dict) -> dict:
         key=lambda p: p.name if order.lstrip("+-") == "name" else p.key,
         reverse=order.startswith("-"),
     )
-    page = projects[start : start + size]
-    is_last = start + size >= len(projects)
+    page = _page_bean(f"{r.api}/project/search", projects, start, size)
+    page["values"] = [r.project(p) for p in page["values"]]
+    return page
+
+
+def _page_bean(url: str, items: list, start: int, size: int) -> dict:
+    """Jira's offset-paged `PageBean` over `items`, with `nextPage` unless it is the last."""
+    is_last = start + size >= len(items)
     out = {
-        "self": f"{r.api}/project/search?startAt={start}&maxResults={size}",
+        "self": f"{url}?startAt={start}&maxResults={size}",
         "maxResults": size,
         "startAt": start,
-        "total": len(projects),
+        "total": len(items),
         "isLast": is_last,
-        "values": [r.project(p) for p in page],
+        "values": items[start : start + size],
     }
     if not is_last:
-        out["nextPage"] = f"{r.api}/project/search?startAt={start + size}&maxResults={size}"
+        out["nextPage"] = f"{url}?startAt={start + size}&maxResults={size}"
     return out
 
 
