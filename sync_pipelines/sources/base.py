@@ -7,6 +7,7 @@ figures the UI plots.
 """
 
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -55,6 +56,17 @@ class SyncOutcome:
     high_water_mark: float
     stats: CallStats
     metadata: dict[str, float | int | str] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, result, stats: CallStats, **extra) -> "SyncOutcome":
+        """From a source's result dataclass: its documents and mark, every other field (and
+        `extra`) as materialization metadata under the field's name."""
+        metadata = {
+            f.name: getattr(result, f.name)
+            for f in dataclasses.fields(result)
+            if f.name not in ("documents", "high_water_mark")
+        }
+        return cls(result.documents, result.high_water_mark, stats, {**metadata, **extra})
 
 
 SyncFn = Callable[[AssetExecutionContext, Connection, SyncWindow, float | None], SyncOutcome]

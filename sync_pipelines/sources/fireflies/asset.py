@@ -18,20 +18,7 @@ def sync_fireflies(
     options = FirefliesOptions.from_connection(connection.options)
     with context.resources.fireflies.client_for(connection) as client:
         result = FirefliesSync(client, options, connection.id).run(window, high_water_mark)
-    return SyncOutcome(
-        documents=result.documents,
-        high_water_mark=result.high_water_mark,
-        stats=client.stats,
-        metadata={
-            "mode": result.mode,
-            "meetings_fetched": result.meetings_fetched,
-            "pages_read": client.pages_read,
-            "meetings_shared": result.meetings_shared,
-            "meetings_private": result.meetings_private,
-            "meetings_tagged": result.meetings_tagged,
-            "sentences": result.sentences,
-        },
-    )
+    return SyncOutcome.from_result(result, client.stats, pages_read=client.pages_read)
 
 
 fireflies_asset = build_source_asset(

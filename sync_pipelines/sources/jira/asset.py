@@ -20,19 +20,7 @@ def sync_jira(
         result = JiraSync(client, options, connection.id).run(window, high_water_mark)
     finally:
         client.close()
-    return SyncOutcome(
-        documents=result.documents,
-        high_water_mark=result.high_water_mark,
-        stats=client.stats,
-        metadata={
-            "mode": result.mode,
-            "projects_read": result.projects_read,
-            "issues_fetched": result.issues_fetched,
-            "comment_reads": result.comment_reads,
-            "jql_timezone": result.jql_timezone,
-            "fetched_from": result.fetched_from,
-        },
-    )
+    return SyncOutcome.from_result(result, client.stats)
 
 
 jira_asset = build_source_asset(

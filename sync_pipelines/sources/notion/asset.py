@@ -19,20 +19,7 @@ def sync_notion(
         result = NotionSync(client, connection.id, max_workers=resource.max_workers).run(
             window, high_water_mark
         )
-    return SyncOutcome(
-        documents=result.documents,
-        high_water_mark=result.high_water_mark,
-        stats=client.stats,
-        metadata={
-            "mode": result.mode,
-            "pages_listed": result.pages_listed,
-            "pages_newer_than_window": result.pages_newer_than_window,
-            "pages_vanished": result.pages_vanished,
-            "blocks_read": result.blocks_read,
-            "blocks_skipped": result.blocks_skipped,
-            "user_cache_size": result.user_cache_size,
-        },
-    )
+    return SyncOutcome.from_result(result, client.stats)
 
 
 notion_asset = build_source_asset(

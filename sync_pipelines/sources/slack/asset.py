@@ -21,20 +21,7 @@ def sync_slack(
     result = SlackSync(client, options, max_workers=resource.max_workers).run(
         window, high_water_mark
     )
-    return SyncOutcome(
-        documents=result.documents,
-        high_water_mark=result.high_water_mark,
-        stats=client.stats,
-        metadata={
-            "mode": result.mode,
-            "messages_fetched": result.messages_fetched,
-            "replies_fetched": result.replies_fetched,
-            "threads_read": result.threads_read,
-            "channels_read": result.channels_read,
-            "messages_skipped": result.skipped,
-            "user_cache_size": result.user_cache_size,
-        },
-    )
+    return SyncOutcome.from_result(result, client.stats)
 
 
 slack_asset = build_source_asset(

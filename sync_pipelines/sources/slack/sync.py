@@ -72,7 +72,7 @@ class SlackSyncResult:
     messages_fetched: int = 0
     replies_fetched: int = 0
     threads_read: int = 0
-    skipped: int = 0
+    messages_skipped: int = 0
     user_cache_size: int = 0
 
 
@@ -194,7 +194,7 @@ class SlackSync:
             messages_fetched=counts.messages,
             replies_fetched=counts.replies,
             threads_read=counts.threads,
-            skipped=counts.skipped,
+            messages_skipped=counts.skipped,
             user_cache_size=len(self._users),
         )
 
