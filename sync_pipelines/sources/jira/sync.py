@@ -29,7 +29,6 @@ re-synced older day no longer holds an issue edited since. Deleted issues stay i
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
 from sync_pipelines.sources.jira.client import JiraClient, JiraRequestError
+from sync_pipelines.sources.options import minutes, project_keys
 
 SOURCE = "jira"
 SEARCH_FIELDS = (
@@ -56,7 +56,6 @@ SEARCH_FIELDS = (
     "updated",
     "comment",
 )
-_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 _INLINE = {"text", "mention", "emoji", "hardBreak", "inlineCard", "date", "status"}
 _LISTS = {"bulletList", "orderedList", "taskList", "decisionList"}
 
@@ -72,18 +71,12 @@ class JiraOptions:
         unknown = set(options) - {"projects", "overlap_minutes", "recent_comments"}
         if unknown:
             raise ValueError(f"unknown jira options {sorted(unknown)}")
-        projects = options.get("projects") or ()
-        if isinstance(projects, str) or not all(
-            isinstance(p, str) and _PROJECT_KEY.match(p) for p in projects
-        ):
-            raise ValueError("jira option 'projects' must be a list of project keys, e.g. [SUBS]")
-        overlap = options.get("overlap_minutes", 2)
-        if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or overlap < 0:
-            raise ValueError("jira option 'overlap_minutes' must be a number >= 0")
+        projects = project_keys(options, "projects", "jira")
+        overlap = minutes(options, "overlap_minutes", "jira", default=2)
         comments = options.get("recent_comments", 5)
         if isinstance(comments, bool) or not isinstance(comments, int) or comments < 0:
             raise ValueError("jira option 'recent_comments' must be an integer >= 0")
-        return cls(tuple(projects), float(overlap), comments)
+        return cls(projects, overlap, comments)
 
 
 @dataclass

@@ -32,11 +32,11 @@ from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
 from sync_pipelines.sources.jira.client import JiraClient
+from sync_pipelines.sources.options import minutes, project_keys
 from sync_pipelines.sources.tempo.client import TempoClient
 
 SOURCE = "tempo"
 ISSUE_KEY = re.compile(r"[A-Z]+-\d+")
-_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,9 @@ class TempoOptions:
         jira = options.get("jira_connection")
         if jira is not None and (not isinstance(jira, str) or not jira):
             raise ValueError("tempo option 'jira_connection' must be a Jira connection id")
-        projects = options.get("active_projects") or ()
-        if isinstance(projects, str) or not all(
-            isinstance(p, str) and _PROJECT_KEY.match(p) for p in projects
-        ):
-            raise ValueError("tempo option 'active_projects' must be a list of project keys")
-        overlap = options.get("overlap_minutes", 2)
-        if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or overlap < 0:
-            raise ValueError("tempo option 'overlap_minutes' must be a number >= 0")
-        return cls(jira, tuple(projects), float(overlap))
+        projects = project_keys(options, "active_projects", "tempo")
+        overlap = minutes(options, "overlap_minutes", "tempo", default=2)
+        return cls(jira, projects, overlap)
 
 
 @dataclass
