@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
+
+from sync_pipelines import clock
 
 DEMO_DIR = Path(".demo")
 DEMO_CONNECTION = "acme"
@@ -91,7 +93,7 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
             if add:
                 instance.add_dynamic_partitions(connections_partitions_name(source), add)
 
-        today = datetime.now(timezone.utc).date()
+        today = clock.today()
         first = today - timedelta(days=days - 1)
         documents = 0
         for source in SOURCE_NAMES:

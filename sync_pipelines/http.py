@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import httpx
 
+from sync_pipelines import clock
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
@@ -47,7 +48,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return max(0.0, parsed.timestamp() - clock.now_epoch()) if parsed else None
 
 
 class HttpSourceClient:

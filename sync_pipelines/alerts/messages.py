@@ -8,7 +8,6 @@ from sync_pipelines.alerts.resource import AlertsResource
 from sync_pipelines.alerts.signals import Signal
 from sync_pipelines.alerts.state import Problem
 
-
 MAX_DETAIL_CHARS = 300
 
 

@@ -8,7 +8,6 @@ spent; the next tick continues from there without repeating what was already sen
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from dagster import (
@@ -20,6 +19,7 @@ from dagster import (
     sensor,
 )
 
+from sync_pipelines import clock
 from sync_pipelines.alerts.messages import alert_text, recovery_text
 from sync_pipelines.alerts.resource import TOKEN_ENV, AlertDeliveryError, AlertsResource
 from sync_pipelines.alerts.signals import (
@@ -60,7 +60,7 @@ def _tick(
 ) -> None:
     instance = context.instance
     retries_enabled = instance.run_retries_enabled
-    now = time.time()
+    now = clock.now_epoch()
     for run_id, waiting in list(state.waiting.items()):
         record = instance.get_run_record_by_id(run_id)
         fate = (

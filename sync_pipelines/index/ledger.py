@@ -9,12 +9,12 @@ those and nothing is lost or duplicated.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from sync_pipelines import clock
 from sync_pipelines.index.chunking import Chunk
 from sync_pipelines.index.stores.base import batched
 
@@ -80,7 +80,7 @@ class ChunkLedger:
 
     def record(self, chunks: Sequence[Chunk]) -> None:
         """Insert or update the rows of chunks the store now holds."""
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         rows = {
             c.vector_id: {
                 "store": self.store_name,

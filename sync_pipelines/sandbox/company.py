@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.text import FIRST_NAMES, LAST_NAMES, PROJECTS, Chatter, email_local
 
 DOMAIN = "acme.test"
@@ -127,7 +128,7 @@ class Company:
         self.seed = 0
         self.message_count = 0
         self.days = 0
-        self.anchor = dt.date.today()
+        self.anchor = clock.today()
         self.people: list[Person] = []
         self.bot: Person | None = None  # the sandbox app's bot user (the token's owner)
         self.projects: list[Project] = []
@@ -153,7 +154,7 @@ class Company:
         rng = random.Random(seed)
         company = cls()
         company.seed, company.message_count, company.days = seed, messages, days
-        company.anchor = anchor or dt.datetime.now(dt.UTC).date()
+        company.anchor = anchor or clock.today()
         start, end = company.span()
         company._make_people(rng, min(200, 20 + messages // 250))
         company._make_projects(rng, 40 + messages // 400)
@@ -169,7 +170,7 @@ class Company:
                 self.anchor - dt.timedelta(days=self.days - 1), dt.time(), dt.UTC
             ).timestamp()
         )
-        end = min(start + self.days * _DAY, int(time.time()) - 60)
+        end = min(start + self.days * _DAY, int(clock.now_epoch()) - 60)
         return min(start, end - _DAY), end
 
     def _new_id(self, rng: random.Random, prefix: str, taken: set[str]) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +47,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.emulator import Emulator
 from sync_pipelines.sandbox.fireflies_data import FirefliesData
@@ -154,7 +154,7 @@ class FirefliesError(Exception):
 
 
 def _rate_limited(retry_after_s: float) -> FirefliesError:
-    resume_ms = int((time.time() + retry_after_s) * 1000)
+    resume_ms = int((clock.now_epoch() + retry_after_s) * 1000)
     return FirefliesError(
         "too_many_requests",
         "Too many requests. Please retry after some time.",

@@ -17,11 +17,11 @@ import bisect
 import datetime as dt
 import random
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company, Person
 from sync_pipelines.sandbox.text import CUSTOMERS, DAYS, SERVICES
 
@@ -414,7 +414,7 @@ class FirefliesData:
         script: list[tuple[int, str]] | None = None,
     ) -> Meeting:
         """Record a meeting (the organizer first); by default it just ended, 60 s ago."""
-        now = time.time()
+        now = clock.now_epoch()
         start = date if date is not None else now - 60 - duration_min * 60
         people = [Attendee(a.name, a.email) for a in attendees]
         project = project_key or self.company.projects[0].key

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company, Project
 from sync_pipelines.sandbox.emulator import Emulator
 from sync_pipelines.sandbox.jira_data import (
@@ -320,7 +321,7 @@ def server_info(state: JiraState, r: Renderer, params: dict) -> dict:
         "deploymentType": "Cloud",
         "buildNumber": 100280,
         "buildDate": "2025-11-01T00:00:00.000+0000",
-        "serverTime": _time(int(dt.datetime.now(dt.UTC).timestamp() * 1000), state.tz),
+        "serverTime": _time(int(clock.now_epoch() * 1000), state.tz),
         "scmInfo": "0d2a5b3f8e1c",
         "serverTitle": "Acme Sandbox Jira",
         "defaultLocale": {"locale": "en_US"},

@@ -15,11 +15,11 @@ import datetime as dt
 import random
 import re
 import threading
-import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company, Project
 from sync_pipelines.sandbox.text import CUSTOMERS, SERVICES, Chatter
 
@@ -219,7 +219,7 @@ class NotionWorkspace:
         """Someone rewrites the page's first paragraph now (or at `at`); returns the edit time."""
         with self.lock:
             page = self.pages[page_id]
-            when = int(time.time() if at is None else at)
+            when = int(clock.now_epoch() if at is None else at)
             target = next(
                 (self.blocks[b] for b in page.blocks if self.blocks[b].type == "paragraph"), None
             )

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import (
     TEAM_ID,
     TEAM_NAME,
@@ -386,7 +387,7 @@ def users_list(state: SlackState, params: Mapping[str, Any]) -> dict:
     ids = [p.user_id for p in company.people]
     page = _paged_ids(params, "user", ids, len(ids), "members")
     page["members"] = [_user_json(company, u) for u in page["members"]]
-    page["cache_ts"] = int(time.time())
+    page["cache_ts"] = int(clock.now_epoch())
     return page
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
-import time
 import weakref
 from dataclasses import dataclass
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.jira_data import ARCHIVED_PROJECT, JiraIssue, JiraSite
 from sync_pipelines.sandbox.text import CUSTOMERS, SERVICES
@@ -143,7 +143,7 @@ class TempoWorklogs:
             if seconds is not None:
                 worklog.seconds = seconds
                 worklog.billable_seconds = min(worklog.billable_seconds, seconds)
-            worklog.updated = max(int(time.time()), worklog.updated + 1)
+            worklog.updated = max(int(clock.now_epoch()), worklog.updated + 1)
             return worklog
 
 

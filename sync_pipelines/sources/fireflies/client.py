@@ -10,13 +10,13 @@ anything else fails with Fireflies' own message.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from sync_pipelines import clock
 from sync_pipelines.connections import Connection
 from sync_pipelines.http import HttpSourceClient, RateLimited
 from sync_pipelines.resilience import MalformedResponseError, SourceAuthError, SourceError
@@ -115,7 +115,7 @@ def retry_after_s(value: Any, now: float | None = None) -> float | None:
     """
     if value is None or isinstance(value, bool):
         return None
-    now = time.time() if now is None else now
+    now = clock.now_epoch() if now is None else now
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -29,12 +29,12 @@ re-synced older day no longer holds an issue edited since. Deleted issues stay i
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
@@ -211,7 +211,7 @@ class JiraSync:
         self.comment_reads = 0
 
     def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
-        now = time.time() if now is None else now
+        now = clock.now_epoch() if now is None else now
         upper = min(window.end_epoch, now)
         incremental = high_water_mark is not None and high_water_mark < window.end_epoch
         lower = window.start_epoch

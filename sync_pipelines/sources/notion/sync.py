@@ -25,11 +25,11 @@ skipped (and counted), though the children of any block are still read.
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
@@ -140,7 +140,7 @@ class NotionSync:
     def run(
         self, window: SyncWindow, high_water_mark: float | None, now: float | None = None
     ) -> NotionSyncResult:
-        now = time.time() if now is None else now
+        now = clock.now_epoch() if now is None else now
         upper = min(window.end_epoch, now)
         incremental = high_water_mark is not None and high_water_mark < window.end_epoch
         lower = window.start_epoch

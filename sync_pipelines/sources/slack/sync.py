@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
@@ -168,7 +168,7 @@ class SlackSync:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
-        now = time.time() if now is None else now
+        now = clock.now_epoch() if now is None else now
         latest = min(window.end_epoch, now)
         incremental = high_water_mark is not None and high_water_mark < window.end_epoch
         since = high_water_mark if incremental else None

@@ -24,10 +24,10 @@ permissions (and Jira's per-project ones) are not mapped. Deleted worklogs stay 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
@@ -116,7 +116,7 @@ class TempoSync:
         self.caches = _Caches()
 
     def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
-        now = time.time() if now is None else now
+        now = clock.now_epoch() if now is None else now
         upper = min(window.end_epoch, now)
         incremental = high_water_mark is not None and high_water_mark < window.end_epoch
         lower = window.start_epoch
