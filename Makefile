@@ -16,8 +16,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: setup
 	$(BIN)/sync-pipelines demo
 
+# The suite at its pinned afternoon, then its time-sensitive tests at 00:05, 23:55 and on the
+# first of a month (sync_pipelines_tests/pinned_clock.py).
 test: setup
 	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python sync_pipelines_tests/run_at_edges.py -n 2
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml

@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize
 
+from sync_pipelines import clock
 from sync_pipelines.documents import DocumentFiles
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.partitions import connections_partitions_name, partition_key
@@ -18,18 +19,46 @@ from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.server import Sandbox
 from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines_tests.pinned_clock import PinnedClock, pinned_instant
 
 GOOD_TOKEN_ENV = "TEST_SLACK_TOKEN_ACME"
 BAD_TOKEN_ENV = "TEST_SLACK_TOKEN_BROKEN"
 
 
 def today() -> datetime:
-    return datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def day(offset: int) -> str:
     """A partition date `offset` days from today (0 = today, -1 = yesterday)."""
     return (today() + timedelta(days=offset)).strftime("%Y-%m-%d")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "wall_clock: runs on the real clock (drives processes the pin cannot reach)"
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_clock() -> Iterator[PinnedClock]:
+    """Every test process runs at the pinned instant (see pinned_clock.py)."""
+    pinned = PinnedClock(pinned_instant())
+    pinned.pin()
+    yield pinned
+    pinned.release()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock_when_marked(request, pinned_clock) -> Iterator[None]:
+    if request.node.get_closest_marker("wall_clock") is None:
+        yield
+        return
+    pinned_clock.release()
+    try:
+        yield
+    finally:
+        pinned_clock.pin()
 
 
 @pytest.fixture

@@ -1,0 +1,40 @@
+"""Run the time-sensitive tests again with the clock pinned at each edge instant.
+
+`make test` calls this after the main run: a test that passes in the afternoon but not at 00:05,
+at 23:55 or on the first of a month fails here. Extra pytest arguments are passed through.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pinned_clock import EDGE_INSTANTS, NOW_ENV
+
+HERE = Path(__file__).parent
+# Tests that read data relative to "now": the sources, the sandbox, the index, the schedules
+# and alerts, the partitions.
+TIME_SENSITIVE = ("test_*source*.py", "test_sandbox_*.py", "test_vector_index.py",
+                  "test_operations.py", "test_alerts.py", "test_partitions.py")
+
+
+def time_sensitive_files() -> list[str]:
+    return sorted({str(p) for pattern in TIME_SENSITIVE for p in HERE.glob(pattern)})
+
+
+def main(argv: list[str]) -> int:
+    for instant in EDGE_INSTANTS:
+        print(f"--- tests pinned at {instant} ---", flush=True)
+        env = {**os.environ, NOW_ENV: instant}
+        command = [sys.executable, "-m", "pytest", "-q", "-m", "not wall_clock", *argv]
+        code = subprocess.call([*command, *time_sensitive_files()], env=env)
+        if code != 0:
+            print(f"FAILED with the clock pinned at {instant} ({NOW_ENV}={instant})", flush=True)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
