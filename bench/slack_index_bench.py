@@ -18,18 +18,18 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
+from sync_pipelines import clock
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sandbox import SANDBOX_SLACK_TOKEN, Company, Knobs, Sandbox
 from sync_pipelines.sources.base import MAX_DAYS_PER_RUN
 from sync_pipelines.sources.slack.client import SlackResource
-
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         instance = DagsterInstance.get()
         instance.add_dynamic_partitions(connections_partitions_name("slack"), ["bench"])
-        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
         first = today - timedelta(days=args.days - 1)
         ranges = []
         day = first

@@ -17,13 +17,14 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from dagster import instance_for_test, materialize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the contracts live in the tests
 
+from sync_pipelines import clock
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sandbox import Company, Knobs, Sandbox
@@ -101,7 +102,7 @@ def run_source(contract: SourceContract, company: Company, days: int, work: Path
             "documents": DocumentStore(root=str(work / "documents")),
             **production_resources(contract, sandbox),
         }
-        today = datetime.now(timezone.utc).date()
+        today = clock.today()
         first = today - timedelta(days=days - 1)
         enforce_limits(contract, sandbox.knobs)
         started = time.monotonic()

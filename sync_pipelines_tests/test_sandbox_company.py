@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 
 import pytest
 from slack_sdk import WebClient
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company, ts_to_us
 from sync_pipelines.sandbox.server import Sandbox
 from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
@@ -78,8 +78,8 @@ def test_message_count_and_span(company):
 def test_today_anchor_never_in_the_future():
     company = Company.generate(seed=1, messages=800, days=2)
     newest = max(float(m.ts) for m in all_messages(company))
-    assert newest <= time.time() - 59
-    assert company.anchor == dt.datetime.now(dt.UTC).date()
+    assert newest <= clock.now_epoch() - 59
+    assert company.anchor == clock.today()
 
 
 def test_people_and_projects(company):
@@ -161,7 +161,7 @@ def test_expected_messages_scope_and_bounds(company):
     names = {m["channel_name"] for m in expected}
     assert "hr-confidential" not in names and "old-office-move" not in names
     assert "watercooler" in names and "leadership" in names
-    everything = company.expected_slack_messages(0, time.time(), include_archived=True)
+    everything = company.expected_slack_messages(0, clock.now_epoch(), include_archived=True)
     assert "old-office-move" in {m["channel_name"] for m in everything}
     readable = [c for c in company.slack_channels() if company.bot_can_read(c)]
     assert len(everything) == len(all_messages(company, readable))
@@ -180,8 +180,8 @@ def test_expected_messages_scope_and_bounds(company):
 def test_ground_truth_matches_a_full_sync_through_the_emulator():
     """Page everything the way a sync would (list, join, history, replies) and compare."""
     company = Company.generate(seed=4, messages=2500, days=5)
-    oldest = time.time() - 3 * 86_400
-    latest = time.time()
+    oldest = clock.now_epoch() - 3 * 86_400
+    latest = clock.now_epoch()
     with Sandbox(company=company) as sb:
         channel_id = company.channel_by_name("engineering").id
         newest = company.channel_messages(channel_id)[0]

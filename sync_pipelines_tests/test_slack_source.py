@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterEventType
 
+from sync_pipelines import clock
 from sync_pipelines.documents import DocumentFiles
 from sync_pipelines.sources.slack.sync import SKIPPED_SUBTYPES
 from sync_pipelines_tests.conftest import day, today
@@ -22,7 +23,7 @@ def expected_documents(company, first_day: int, last_day: int) -> dict[str, str]
     from today), with each thread's replies (replies belong to their parent's day)."""
     start = (today() + timedelta(days=first_day)).timestamp()
     end = (today() + timedelta(days=last_day + 1)).timestamp()
-    now = time.time()
+    now = clock.now_epoch()
     docs = {}
 
     def add(channel, msg):
@@ -64,7 +65,7 @@ def test_range_run_matches_ground_truth(harness, company):
     history_calls = harness.sandbox.knobs.calls["conversations.history"]
     assert history_calls > len(visible)
     assert meta["api_calls"] >= history_calls
-    assert meta["high_water_mark"] <= time.time()
+    assert meta["high_water_mark"] <= clock.now_epoch()
     for key in ("rate_limited_429", "retries", "duration_s", "peak_memory_mb"):
         assert key in meta
 
@@ -135,12 +136,12 @@ def test_today_incremental_run_fetches_only_changes(harness, company):
     channel = next(
         c for c in company.slack_channels()
         if not c.is_private and not c.is_archived
-        and any(abs(float(m.ts) - (time.time() - 2 * 86400)) < 86400 and m.user
+        and any(abs(float(m.ts) - (clock.now_epoch() - 2 * 86400)) < 86400 and m.user
                 for m in company.channel_messages(c.id))
     )
     old = next(
         m for m in company.channel_messages(channel.id)
-        if abs(float(m.ts) - (time.time() - 2 * 86400)) < 86400 and m.user and not m.subtype
+        if abs(float(m.ts) - (clock.now_epoch() - 2 * 86400)) < 86400 and m.user and not m.subtype
     )
     harness.sandbox.slack.edit_message(channel.id, old.ts, "edited: the SUBS-1 launch moved")
     poster = company.people[1].user_id
@@ -148,7 +149,7 @@ def test_today_incremental_run_fetches_only_changes(harness, company):
     parent = next(
         m for c in company.slack_channels() if not c.is_archived and company.bot_can_read(c)
         for m in company.channel_messages(c.id)
-        if company.thread_replies(c.id, m.ts) and float(m.ts) > time.time() - 5 * 86400
+        if company.thread_replies(c.id, m.ts) and float(m.ts) > clock.now_epoch() - 5 * 86400
     )
     parent_channel = next(
         c.id for c in company.slack_channels()

@@ -1,7 +1,7 @@
 """Jira's place in the source contract."""
 
-import time
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, JiraSite
 from sync_pipelines.sources.jira.asset import jira_asset
 from sync_pipelines.sources.jira.client import JiraResource
@@ -11,7 +11,7 @@ EMAIL_ENV = "CONTRACT_JIRA_EMAIL"
 
 
 def expected_ids(company, start, end):
-    upper = min(end.timestamp(), time.time() // 60 * 60)
+    upper = min(end.timestamp(), clock.now_epoch() // 60 * 60)
     site = JiraSite.of(company)
     return {f"jira:acme:{i.id}" for i in site.updated_between(start.timestamp(), upper)}
 
