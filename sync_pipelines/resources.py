@@ -12,8 +12,8 @@ from sync_pipelines.connections import (
     DEFAULT_REGISTRY_PATH,
     REGISTRY_PATH_ENV,
     Connection,
-    find_connection,
-    load_connections,
+    Registry,
+    load_registry,
 )
 from sync_pipelines.documents import DocumentFiles
 
@@ -30,21 +30,24 @@ def default_data_dir() -> str:
 
 
 class ConnectionRegistry(ConfigurableResource):
-    """The YAML connection registry (re-read on every use, so edits apply without a reload)."""
+    """The YAML connection registry (re-read on every use, so edits apply without a reload).
+
+    Invalid entries do not stop valid ones: `active` and `get` see the valid connections, and
+    `get` of an invalid entry fails naming the problem. `load` gives both, for the sensor."""
 
     path: str = Field(
         default_factory=lambda: os.environ.get(REGISTRY_PATH_ENV, DEFAULT_REGISTRY_PATH),
         description="Registry file; without it, `default` connections come from standard env vars.",
     )
 
-    def all(self) -> list[Connection]:
-        return load_connections(self.path)
+    def load(self) -> Registry:
+        return load_registry(self.path)
 
     def active(self, source: str) -> list[Connection]:
-        return [c for c in self.all() if c.source == source and c.active]
+        return self.load().active(source)
 
     def get(self, source: str, connection_id: str) -> Connection:
-        return find_connection(source, connection_id, self.path)
+        return self.load().get(source, connection_id)
 
 
 class DocumentStore(ConfigurableResource):

@@ -1,11 +1,6 @@
 import pytest
 
-from sync_pipelines.connections import (
-    CredentialError,
-    RegistryError,
-    find_connection,
-    load_connections,
-)
+from sync_pipelines.connections import CredentialError, RegistryError, load_registry
 
 
 def write(tmp_path, text):
@@ -30,7 +25,9 @@ connections:
     credentials: {token: SLACK_TOKEN_OLD}
 """,
     )
-    acme, old = load_connections(path)
+    registry = load_registry(path)
+    assert registry.problems == ()
+    acme, old = registry.connections
     assert (acme.id, acme.active, acme.base_url) == ("acme", True, "http://127.0.0.1:9/api/")
     assert acme.options == {"channels": ["general"]}
     assert old.active is False
@@ -43,8 +40,9 @@ def test_inline_secret_is_rejected(tmp_path):
         tmp_path,
         "connections:\n  - {id: acme, source: slack, credentials: {token: xoxb-123-abc}}\n",
     )
-    with pytest.raises(RegistryError, match="must name an environment variable"):
-        load_connections(path)
+    (problem,) = load_registry(path).problems
+    assert "must name an environment variable" in problem.reason
+    assert "xoxb" not in str(problem)
 
 
 @pytest.mark.parametrize(
@@ -58,23 +56,29 @@ def test_inline_secret_is_rejected(tmp_path):
     ],
 )
 def test_invalid_entries_name_the_problem(tmp_path, entry, message):
-    path = write(tmp_path, f"connections:\n  - {entry}\n")
-    with pytest.raises(RegistryError, match=message):
-        load_connections(path)
+    path = write(tmp_path, f"connections:\n  - {{id: ok, source: slack}}\n  - {entry}\n")
+    registry = load_registry(path)
+    assert [c.id for c in registry.connections] == ["ok"]
+    (problem,) = registry.problems
+    assert message in problem.reason and "connections[1]" in problem.where
 
 
 def test_duplicate_ids_rejected(tmp_path):
-    path = write(
-        tmp_path, "connections:\n  - {id: a, source: slack}\n  - {id: a, source: slack}\n"
-    )
-    with pytest.raises(RegistryError, match="duplicate slack connection id 'a'"):
-        load_connections(path)
+    path = write(tmp_path, "connections:\n  - {id: a, source: slack}\n  - {id: a, source: slack}\n")
+    registry = load_registry(path)
+    assert registry.connections == ()  # ambiguous: neither is used
+    (problem,) = registry.problems
+    assert "duplicate slack connection id 'a'" in problem.reason
+    with pytest.raises(RegistryError, match="duplicate"):
+        registry.get("slack", "a")
 
 
 def test_missing_secret_names_env_var(tmp_path, monkeypatch):
     monkeypatch.delenv("SLACK_TOKEN_X", raising=False)
-    path = write(tmp_path, "connections:\n  - {id: x, source: slack, credentials: {token: SLACK_TOKEN_X}}\n")
-    (conn,) = load_connections(path)
+    path = write(
+        tmp_path, "connections:\n  - {id: x, source: slack, credentials: {token: SLACK_TOKEN_X}}\n"
+    )
+    (conn,) = load_registry(path).connections
     with pytest.raises(CredentialError, match="SLACK_TOKEN_X"):
         conn.secret("token")
 
@@ -83,32 +87,36 @@ def test_default_connection_from_standard_env(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SYNC_CONNECTIONS_FILE", raising=False)
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    assert load_connections() == []
+    assert load_registry().connections == ()
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-default")
     monkeypatch.setenv("SLACK_BASE_URL", "http://127.0.0.1:1/api/")
-    (conn,) = load_connections()
+    (conn,) = load_registry().connections
     assert (conn.id, conn.source, conn.base_url) == ("default", "slack", "http://127.0.0.1:1/api/")
     assert conn.secret("token") == "xoxb-default"
 
 
-def test_find_connection_explains_inactive_and_unknown(tmp_path):
+def test_get_explains_inactive_and_unknown(tmp_path):
     path = write(
         tmp_path,
         "connections:\n  - {id: live, source: slack}\n  - {id: paused, source: slack, active: false}\n",
     )
-    assert find_connection("slack", "live", path).id == "live"
+    registry = load_registry(path)
+    assert registry.get("slack", "live").id == "live"
     with pytest.raises(RegistryError, match="'paused' is inactive"):
-        find_connection("slack", "paused", path)
-    with pytest.raises(RegistryError, match=r"no slack connection 'nope'.*known slack connections: \['live', 'paused'\]"):
-        find_connection("slack", "nope", path)
+        registry.get("slack", "paused")
+    with pytest.raises(
+        RegistryError,
+        match=r"no slack connection 'nope'.*known slack connections: \['live', 'paused'\]",
+    ):
+        registry.get("slack", "nope")
 
 
 def test_explicit_missing_registry_is_an_error(tmp_path):
     with pytest.raises(RegistryError, match="does not exist"):
-        load_connections(str(tmp_path / "missing.yaml"))
+        load_registry(str(tmp_path / "missing.yaml"))
 
 
 def test_yaml_boolean_id_gets_a_hint(tmp_path):
     path = write(tmp_path, "connections:\n  - {id: on, source: slack}\n")
-    with pytest.raises(RegistryError, match="YAML boolean; quote it"):
-        load_connections(path)
+    (problem,) = load_registry(path).problems
+    assert "YAML boolean; quote it" in problem.reason

@@ -13,7 +13,6 @@ from dagster import (
     instance_for_test,
     Definitions,
     SensorResult,
-    SkipReason,
     build_sensor_context,
     evaluate_automation_conditions,
     materialize,
@@ -93,6 +92,7 @@ def test_unconfigured_source_fails_its_run_with_a_clear_message(tmp_path, monkey
 
 
 def test_connections_sensor_tracks_active_connections(tmp_path, stack):
+    from sync_pipelines.alerts import AlertsResource
     from sync_pipelines.definitions import defs
 
     registry = tmp_path / "connections.yaml"
@@ -101,7 +101,7 @@ def test_connections_sensor_tracks_active_connections(tmp_path, stack):
     )
     sensor = defs.get_sensor_def("connections_sensor")
     instance = stack.enter_context(instance_for_test())
-    resources = {"connections": ConnectionRegistry(path=str(registry))}
+    resources = {"connections": ConnectionRegistry(path=str(registry)), "alerts": AlertsResource()}
 
     def tick():
         context = build_sensor_context(instance=instance, resources=resources)
@@ -117,7 +117,7 @@ def test_connections_sensor_tracks_active_connections(tmp_path, stack):
 
     assert isinstance(tick(), SensorResult)
     assert sorted(instance.get_dynamic_partitions("slack_connections")) == ["acme", "globex"]
-    assert isinstance(tick(), SkipReason)  # nothing changed
+    assert not tick().dynamic_partitions_requests  # nothing changed
 
     registry.write_text(
         "connections:\n  - {id: acme, source: slack}\n"
@@ -128,7 +128,7 @@ def test_connections_sensor_tracks_active_connections(tmp_path, stack):
 
     registry.write_text("connections:\n  - {id: Bad Id, source: slack}\n")
     result = tick()
-    assert isinstance(result, SkipReason) and "registry is invalid" in result.skip_message
+    assert "1 invalid registry entry" in result.skip_reason.skip_message
     assert instance.get_dynamic_partitions("slack_connections") == ["acme"]
 
 
