@@ -5,10 +5,15 @@ import datetime as dt
 import httpx
 import pytest
 
+from sync_pipelines import clock
 from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.jira_data import ARCHIVED_PROJECT
+from sync_pipelines.sandbox.jira_data import (
+    ARCHIVED_PROJECT,
+    SANDBOX_JIRA_EMAIL,
+    SANDBOX_JIRA_TOKEN,
+)
 from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sandbox.tempo_data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN
+from sync_pipelines.sandbox.tempo_data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN, TempoWorklogs
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_TEMPO_TOKEN}"}
 
@@ -63,7 +68,57 @@ def test_data_mixes_keys_ids_inactive_projects_and_former_staff(emulators):
     assert 0.3 < len(with_key) / len(worklogs) < 0.8
     assert any(w.issue.project == ARCHIVED_PROJECT for w in worklogs)
     assert any(w.author == FORMER_EMPLOYEE for w in worklogs)
-    assert all(w.updated <= dt.datetime.now(dt.UTC).timestamp() - 60 for w in worklogs)
+    assert all(w.updated <= clock.now_epoch() - 60 for w in worklogs)
+
+
+def test_some_descriptions_name_another_live_issue(emulators):
+    live = {p.key for p in emulators.jira.site.projects}
+    worklogs = emulators.tempo.store.ordered()
+    naming_other = [
+        w
+        for w in worklogs
+        if any(k != w.issue.key and k.split("-")[0] in live for k in w.keys_in_description)
+    ]
+    assert 0 < len(naming_other) < len(worklogs) / 5
+    # the other key sometimes comes first, sometimes alone, sometimes on an archived issue
+    assert any(not w.key_in_description for w in naming_other)
+    assert any(
+        w.keys_in_description[0] != w.issue.key for w in naming_other if w.key_in_description
+    )
+    assert any(w.issue.project == ARCHIVED_PROJECT for w in naming_other)
+
+
+def test_key_in_description_is_a_whole_key():
+    store = TempoWorklogs.of(Company.generate(seed=11, messages=900, days=4))
+    own = next(w for w in store.ordered() if not w.keys_in_description)
+    store.edit_worklog(own.id, description=f"see {own.issue.key}0 and X{own.issue.key}")
+    assert not own.key_in_description
+    store.edit_worklog(own.id, description=f"({own.issue.key}), see UTF-8")
+    assert own.key_in_description and own.keys_in_description == [own.issue.key, "UTF-8"]
+
+
+def test_log_work_adds_a_worklog_served_now(sandbox):
+    store = sandbox.tempo.store
+    issue = store.ordered()[0].issue
+    worklog = store.log_work(issue, FORMER_EMPLOYEE, 1800, "Late entry")
+    assert worklog.id == max(store.worklogs) and worklog.updated <= clock.now_epoch()
+    stamp = dt.datetime.fromtimestamp(worklog.updated, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    served = get(sandbox, limit=5000, updatedFrom=stamp).json()["results"]
+    assert [w["description"] for w in served if w["tempoWorklogId"] == worklog.id] == ["Late entry"]
+
+
+def test_a_jira_may_not_serve_user_bulk(emulators):
+    url = f"{emulators.urls['jira']}/rest/api/3/user/bulk"
+    auth = (SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN)
+    account = next(iter(emulators.jira.site.users))
+    assert httpx.get(url, params={"accountId": account}, auth=auth).status_code == 200
+    emulators.jira.unserved.add("user/bulk")
+    try:
+        response = httpx.get(url, params={"accountId": account}, auth=auth)
+    finally:
+        emulators.jira.unserved.discard("user/bulk")
+    assert response.status_code == 404
+    assert response.json()["errorMessages"][0].startswith("null for uri")
 
 
 def test_updated_from_and_work_date_filters(emulators):

@@ -1,16 +1,19 @@
 """The Tempo source against the Tempo and Jira emulators: windows, issue keys through Jira,
 inactive projects, author names, edits and the asset's metadata."""
 
-import time
+import dataclasses
+import logging
+import math
 
 import httpx
 import pytest
 from dagster import DagsterEventType
 
+from sync_pipelines import clock
 from sync_pipelines.connections import Connection
 from sync_pipelines.http import HttpSourceClient
 from sync_pipelines.partitions import partition_key, window_from_keys
-from sync_pipelines.resilience import SourceError
+from sync_pipelines.resilience import SourceAuthError, SourceError
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
 from sync_pipelines.sandbox.server import Sandbox
@@ -21,7 +24,7 @@ from sync_pipelines.sources.tempo.client import TempoClient, TempoResource
 from sync_pipelines.sources.tempo.sync import (
     TempoOptions,
     TempoSync,
-    key_in_text,
+    keys_in_text,
     worklog_text,
 )
 from sync_pipelines_tests.conftest import day, today
@@ -44,11 +47,12 @@ def test_text_reads_naturally():
     )
 
 
-def test_only_keys_of_active_projects_count_in_descriptions():
+def test_only_keys_of_active_projects_count_as_mentions():
     active = frozenset({"SUBS", "CORE"})
-    assert key_in_text("Fixed UTF-8 decoding (SUBS-12), see CORE-3", active) == "SUBS-12"
-    assert key_in_text("Cleanup of LEGACY-4", active) is None
-    assert key_in_text("", active) is None
+    text = "Fixed UTF-8 decoding (SUBS-12), see CORE-3, XSUBS-9 and SUBS-12 again"
+    assert keys_in_text(text, active) == ["SUBS-12", "CORE-3"]
+    assert keys_in_text("Cleanup of LEGACY-4", active) == []
+    assert keys_in_text("", active) == []
 
 
 @pytest.mark.parametrize(
@@ -129,8 +133,8 @@ def test_full_window_matches_ground_truth(emulators, env):
     truth = {w.id: w for w in in_window if w.issue.project.key in live}
     docs = {d.metadata["worklog_id"]: d for d in result.documents}
     assert set(docs) == set(truth) and len(truth) > 100
-    assert result.skipped_inactive_project == len(in_window) - len(truth) > 0
-    assert result.skipped_unresolved == 0
+    assert result.worklogs_skipped_inactive_project == len(in_window) - len(truth) > 0
+    assert result.worklogs_skipped_unresolved == 0 and result.author_lookup_failures == 0
     assert result.worklogs_fetched >= len(in_window)
     for worklog_id, doc in docs.items():
         w = truth[worklog_id]
@@ -141,21 +145,29 @@ def test_full_window_matches_ground_truth(emulators, env):
         )
         assert doc.doc_id == f"tempo:acme:{w.id}" and doc.author == author
         assert doc.timestamp_epoch == w.updated == doc.metadata["timestamp_epoch"]
-        assert doc.metadata["issue_key"] == w.issue.key
+        assert doc.metadata["issue_key"] == w.issue.key and doc.title.startswith(
+            f"Worklog {w.issue.key} · "
+        )
+        assert doc.metadata["issue_id"] == w.issue.id
         assert doc.metadata["project_key"] == w.issue.project.key
+        mentioned = [k for k in w.keys_in_description if k.split("-")[0] in live]
+        assert doc.metadata["mentioned_issue_keys"] == list(dict.fromkeys(mentioned))
         assert doc.metadata["hours"] == hours and doc.metadata["start_date"] == w.start_date
         assert doc.url == f"{emulators.urls['jira']}/browse/{w.issue.key}"
-    # keys not in descriptions (or only inactive ones) came from Jira, in batches, once each
-    need_jira = {
-        w.issue.id for w in in_window if not (w.key_in_description and w.issue.project.key in live)
-    }
-    assert result.issue_cache_size == len(need_jira)
+    # some worklogs name another (active) issue in their description: still on their own
+    assert any(
+        set(d.metadata["mentioned_issue_keys"]) - {d.metadata["issue_key"]} for d in docs.values()
+    )
+    # every key came from Jira by issue id, in batches, once each
+    issue_ids = {w.issue.id for w in in_window}
+    assert result.issue_cache_size == len(issue_ids)
     assert result.user_cache_size == len({w.author for w in truth.values()})
     used = {k: emulators.knobs.calls[k] - calls.get(k, 0) for k in emulators.knobs.calls}
     legacy_ids = {w.issue.id for w in in_window if w.issue.project.key not in live}
     assert used["issue"] == len(legacy_ids) > 0  # archived issues are not searchable
-    # one batch: rejected for its archived ids, then asked again without them
-    assert len(need_jira) <= 100 and used["search/jql"] == 2
+    # batches of 100 ids, each asked again at most once without the archived ids it named
+    batches = math.ceil(len(issue_ids) / 100)
+    assert batches < used["search/jql"] <= 2 * batches
     assert used["user/bulk"] == 1  # every author in one bulk lookup
 
 
@@ -167,7 +179,7 @@ def test_active_projects_option_skips_and_counts_the_rest(emulators, env):
     in_window = emulators.tempo.store.updated_between(window.start_epoch, window.end_epoch)
     kept = [w for w in in_window if w.issue.project.key in ("SUBS", "CORE")]
     assert {d.metadata["worklog_id"] for d in result.documents} == {w.id for w in kept}
-    assert result.skipped_inactive_project == len(in_window) - len(kept)
+    assert result.worklogs_skipped_inactive_project == len(in_window) - len(kept)
     assert emulators.knobs.calls["project/search"] == searches  # no need to ask Jira
 
 
@@ -188,7 +200,7 @@ def test_a_past_day_keeps_only_what_was_updated_that_day(emulators, env):
 def test_incremental_run_picks_up_an_edit_with_the_same_id(emulators, env):
     window = days_window(0, 0)
     first = tempo_sync(emulators).run(window, None)
-    assert first.mode == "full" and first.high_water_mark <= time.time()
+    assert first.mode == "full" and first.high_water_mark <= clock.now_epoch()
     live = {p.key for p in emulators.jira.site.projects}
     old = next(
         w
@@ -203,6 +215,60 @@ def test_incremental_run_picks_up_an_edit_with_the_same_id(emulators, env):
     assert edited.text.startswith(f"4.5 h on {old.issue.key} by ")
     assert edited.text.endswith(": Rewrote the exporter")
     assert all(d.timestamp_epoch >= second.fetched_from for d in second.documents)
+
+
+def test_a_worklog_stays_on_its_issue_whatever_its_description_names(sandbox, env):
+    live = {p.key for p in sandbox.jira.site.projects}
+    store = sandbox.tempo.store
+    worklog = next(
+        w for w in store.ordered() if w.issue.project.key in live and not w.keys_in_description
+    )
+    other = next(i for i in sandbox.jira.site.searchable() if i.project != worklog.issue.project)
+    store.edit_worklog(worklog.id, description=f"Blocked by {other.key}, then {worklog.issue.key}")
+    window = days_window(0, 0)
+    docs = {d.doc_id: d for d in tempo_sync(sandbox).run(window, None).documents}
+    doc = docs[f"tempo:acme:{worklog.id}"]
+    key = worklog.issue.key
+    assert doc.title.startswith(f"Worklog {key} · ") and doc.text.startswith(
+        f"{round(worklog.seconds / 3600, 2):g} h on {key} by "
+    )
+    assert doc.url.endswith(f"/browse/{key}")
+    assert (doc.metadata["issue_key"], doc.metadata["issue_id"]) == (key, worklog.issue.id)
+    assert doc.metadata["project_key"] == worklog.issue.project.key
+    assert doc.metadata["mentioned_issue_keys"] == [other.key, key]
+
+
+def test_an_issue_jira_cannot_resolve_is_skipped_never_taken_from_the_text(sandbox, env):
+    live = next(iter(sandbox.jira.site.searchable()))
+    gone = dataclasses.replace(live, id="990001", key="GONE-1")  # deleted, or not visible
+    author = next(iter(sandbox.jira.site.users))
+    worklog = sandbox.tempo.store.log_work(gone, author, 3600, f"Same as {live.key}")
+    result = tempo_sync(sandbox).run(days_window(0, 0), None)
+    assert f"tempo:acme:{worklog.id}" not in {d.doc_id for d in result.documents}
+    assert result.worklogs_skipped_unresolved == 1
+
+
+def test_author_names_fall_back_to_account_ids_when_the_lookup_fails(emulators, env, caplog):
+    window = days_window(-3, 0)
+    emulators.jira.unserved.add("user/bulk")  # a Jira that answers 404 to user/bulk
+    calls = emulators.knobs.calls["user/bulk"]
+    try:
+        with caplog.at_level(logging.WARNING):
+            result = tempo_sync(emulators).run(window, None)
+    finally:
+        emulators.jira.unserved.discard("user/bulk")
+    authors = {d.metadata["author_account_id"] for d in result.documents}
+    assert result.documents and result.author_lookup_failures == len(authors)
+    assert all(d.author == d.metadata["author_account_id"] for d in result.documents)
+    assert emulators.knobs.calls["user/bulk"] - calls == 1  # not asked again per batch
+    warnings = [r for r in caplog.records if "author names" in r.getMessage()]
+    assert len(warnings) == 1 and "HTTP 404" in warnings[0].getMessage()
+
+
+def test_rejected_credentials_on_the_user_lookup_still_fail(emulators, env):
+    emulators.knobs.inject("user/bulk", "401")
+    with pytest.raises(SourceAuthError, match="credentials"):
+        tempo_sync(emulators).run(days_window(-3, 0), None)
 
 
 # ------------------------------------------------------------------ the asset in Dagster
@@ -231,15 +297,29 @@ def test_asset_reports_caches_and_skips(tempo_harness):
     result = h.sync(tempo_asset, [day(-1), day(0)])
     meta = h.metadata(result, "tempo")
     start = today().timestamp() - 86400
-    in_window = h.sandbox.tempo.store.updated_between(start, time.time())
+    in_window = h.sandbox.tempo.store.updated_between(start, clock.now_epoch())
     live = {p.key for p in h.sandbox.jira.site.projects}
     kept = {f"tempo:acme:{w.id}" for w in in_window if w.issue.project.key in live}
     assert {d.doc_id for d in h.documents(result, "tempo")} == kept
-    assert meta["documents_written"] == len(kept)
-    assert meta["worklogs_skipped_inactive_project"] == len(in_window) - len(kept)
-    assert meta["issue_cache_size"] > 0 and meta["user_cache_size"] > 0
-    assert 0 < meta["jira_api_calls"] < meta["api_calls"]
-    assert meta["mode"] == "full"
+    assert meta["run_documents_written"] == len(kept)
+    assert meta["run_worklogs_skipped_inactive_project"] == len(in_window) - len(kept)
+    assert meta["run_issue_cache_size"] > 0 and meta["run_user_cache_size"] > 0
+    assert 0 < meta["run_jira_api_calls"] < meta["run_api_calls"]
+    assert meta["mode"] == "full" and meta["run_author_lookup_failures"] == 0
+
+
+def test_asset_succeeds_on_a_jira_without_user_bulk(tempo_harness):
+    h = tempo_harness
+    h.sandbox.jira.unserved.add("user/bulk")
+    result = h.sync(tempo_asset, [day(-1), day(0)], raise_on_error=False)
+    assert result.success
+    events = result.all_events
+    assert not [e for e in events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    docs = h.documents(result, "tempo")
+    meta = h.metadata(result, "tempo")
+    authors = {d.metadata["author_account_id"] for d in docs}
+    assert all(d.author == d.metadata["author_account_id"] for d in docs)
+    assert meta["run_author_lookup_failures"] == len(authors) > 0
 
 
 def test_missing_jira_connection_fails_naming_the_option(tempo_harness):

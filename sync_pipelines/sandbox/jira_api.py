@@ -102,6 +102,8 @@ class JiraState:
         self.site = JiraSite.of(company)
         self.credentials = {(email, token)}
         self.tz = ZoneInfo(timezone)
+        # Routes this site answers 404, as a Jira that does not serve them (e.g. "user/bulk").
+        self.unserved: set[str] = set()
 
     def set_token(self, token: str, email: str = SANDBOX_JIRA_EMAIL) -> None:
         """Make (email, token) the only valid credentials (a rotated or revoked token)."""
@@ -551,7 +553,7 @@ def make_app(state: JiraState) -> Starlette:
                 raise JiraError(401, "Client must be authenticated to access this resource.")
             renderer = Renderer(state, version, str(request.base_url))
             params = await _params(request)
-            handler, args = ENDPOINTS.get(path), ()
+            handler, args = (None if path in state.unserved else ENDPOINTS.get(path)), ()
             if handler is None and (match := _ISSUE_PATH.match(path)):
                 handler = get_comments if match.group(2) else get_issue
                 args = (match.group(1),)

@@ -3,8 +3,9 @@
 Derived deterministically from the `Company` and its Jira site (`JiraSite.of`): authors are
 the Jira accounts of the company's people (plus one former employee Jira no longer knows),
 issues are the site's issues, referenced by numeric id as Tempo does. Some descriptions name
-the issue key, some do not (the key must then be resolved through Jira), and a few worklogs
-are on the archived `LEGACY` project. `TempoWorklogs.of(company)` returns the one store of a
+the issue key, some do not, and a few name another issue ("see OPS-12"): a description is free
+text, only `issue.id` says which issue a worklog is on. A few worklogs are on the archived
+`LEGACY` project. `TempoWorklogs.of(company)` returns the one store of a
 company object, shared by the emulator and the tests. The count scales with the company's
 message count; nothing is stamped later than now - 60 s.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from sync_pipelines.sandbox.jira_data import ARCHIVED_PROJECT, JiraIssue, JiraSi
 from sync_pipelines.sandbox.text import CUSTOMERS, SERVICES
 
 SANDBOX_TEMPO_TOKEN = "tempo-sandbox-token"
+ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b")
 FORMER_EMPLOYEE = "712020:00000000-0000-4000-8000-00000000dead"
 FIRST_WORKLOG_ID = 4_000
 _DAY = 86_400
@@ -40,6 +43,9 @@ ACTIVITIES = (
     "Refinement der Tickets mit dem Team",
     "On-call handover",
 )
+# Descriptions naming another issue {o}, with or without the worklog's own {k}.
+MENTIONS = ("{a}, see {o}", "Blocked by {o}: {a}", "{o} follow-up on {k}: {a}")
+MENTION_EVERY = 12  # one worklog in 12 names another issue
 
 
 @dataclass(slots=True)
@@ -56,8 +62,13 @@ class Worklog:
     updated: int
 
     @property
+    def keys_in_description(self) -> list[str]:
+        """Every issue-key-shaped word of the description, in order ("UTF-8" included)."""
+        return ISSUE_KEY.findall(self.description)
+
+    @property
     def key_in_description(self) -> bool:
-        return self.issue.key in self.description
+        return self.issue.key in self.keys_in_description
 
 
 class TempoWorklogs:
@@ -121,6 +132,22 @@ class TempoWorklogs:
         for n, (created, *fields, updated) in enumerate(drafts):
             worklog_id = FIRST_WORKLOG_ID + n
             self.worklogs[worklog_id] = Worklog(worklog_id, *fields, created, updated)
+        self._mention_other_issues(live)
+
+    def _mention_other_issues(self, live: list[JiraIssue]) -> None:
+        """Make every 12th description, and the first on the archived project, name another
+        live issue (their own RNG: the other worklogs stay as they were)."""
+        rng = random.Random(f"tempo-mentions:{self.company.seed}")
+        ordered = [self.worklogs[i] for i in sorted(self.worklogs)]
+        archived = [w for w in ordered if w.issue.project == ARCHIVED_PROJECT][:1]
+        chosen = ordered[MENTION_EVERY // 2 :: MENTION_EVERY] + archived
+        for n, worklog in enumerate(chosen):
+            other = rng.choice([i for i in live if i.key != worklog.issue.key])
+            activity = rng.choice(ACTIVITIES).format(
+                s=rng.choice(SERVICES), c=rng.choice(CUSTOMERS)
+            )
+            template = MENTIONS[n % len(MENTIONS)]
+            worklog.description = template.format(a=activity, o=other.key, k=worklog.issue.key)
 
     # ----------------------------------------------------------------- reads
     def ordered(self) -> list[Worklog]:
@@ -132,6 +159,26 @@ class TempoWorklogs:
         return [w for w in self.ordered() if start <= w.updated < end]
 
     # ----------------------------------------------------------------- mutations
+    def log_work(self, issue: JiraIssue, author: str, seconds: int, description: str) -> Worklog:
+        """A new worklog on `issue` (any `JiraIssue`, e.g. one Jira no longer has), logged now."""
+        with self.lock:
+            now = int(clock.now_epoch())
+            worklog_id = max(self.worklogs, default=FIRST_WORKLOG_ID - 1) + 1
+            day = dt.datetime.fromtimestamp(now, dt.UTC)
+            self.worklogs[worklog_id] = Worklog(
+                worklog_id,
+                issue,
+                author,
+                seconds,
+                seconds,
+                day.date().isoformat(),
+                day.strftime("%H:%M:%S"),
+                description,
+                now,
+                now,
+            )
+            return self.worklogs[worklog_id]
+
     def edit_worklog(
         self, worklog_id: int, description: str | None = None, seconds: int | None = None
     ) -> Worklog:

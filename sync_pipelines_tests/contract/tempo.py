@@ -1,7 +1,6 @@
 """Tempo's place in the source contract (its connections come with a Jira connection)."""
 
-import time
-
+from sync_pipelines import clock
 from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
 from sync_pipelines.sandbox.tempo_data import SANDBOX_TEMPO_TOKEN, TempoWorklogs
 from sync_pipelines.sources.jira.client import JiraResource
@@ -15,7 +14,7 @@ JIRA_EMAIL_ENV, JIRA_TOKEN_ENV = "CONTRACT_TEMPO_JIRA_EMAIL", "CONTRACT_TEMPO_JI
 def expected_ids(company, start, end):
     store = TempoWorklogs.of(company)
     active = {p.key for p in store.site.projects}
-    upper = min(end.timestamp(), time.time())
+    upper = min(end.timestamp(), clock.now_epoch())
     return {
         f"tempo:acme:{w.id}"
         for w in store.updated_between(start.timestamp(), upper)

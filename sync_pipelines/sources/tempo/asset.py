@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext
 from sync_pipelines.connections import Connection, RegistryError
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import CallStats
-from sync_pipelines.sources.base import SourceSpec, SyncOutcome, build_source_asset
+from sync_pipelines.sources.base import Previous, SourceSpec, SyncOutcome, build_source_asset
 from sync_pipelines.sources.tempo.sync import SOURCE, TempoOptions, TempoSync
 
 
@@ -29,7 +29,7 @@ def sync_tempo(
     context: AssetExecutionContext,
     connection: Connection,
     window: SyncWindow,
-    high_water_mark: float | None,
+    previous: Previous,
 ) -> SyncOutcome:
     options = TempoOptions.from_connection(connection.options)
     jira_id = options.jira_connection or connection.id
@@ -43,24 +43,14 @@ def sync_tempo(
     tempo = context.resources.tempo.client_for(connection)
     jira = context.resources.jira.client_for(jira_connection)
     try:
-        result = TempoSync(tempo, jira, options, connection.id).run(window, high_water_mark)
+        result = TempoSync(tempo, jira, options, connection.id).run(
+            window, previous.high_water_mark
+        )
     finally:
         tempo.close()
         jira.close()
-    return SyncOutcome(
-        documents=result.documents,
-        high_water_mark=result.high_water_mark,
-        stats=_total(tempo.stats, jira.stats),
-        metadata={
-            "mode": result.mode,
-            "worklogs_fetched": result.worklogs_fetched,
-            "worklogs_skipped_inactive_project": result.skipped_inactive_project,
-            "worklogs_skipped_unresolved": result.skipped_unresolved,
-            "issue_cache_size": result.issue_cache_size,
-            "user_cache_size": result.user_cache_size,
-            "jira_api_calls": jira.stats.api_calls,
-            "fetched_from": result.fetched_from,
-        },
+    return SyncOutcome.from_result(
+        result, _total(tempo.stats, jira.stats), jira_api_calls=jira.stats.api_calls
     )
 
 

@@ -8,17 +8,27 @@ min(window end, now), which is the run's high-water mark. A backfill of an old d
 reads every worklog updated since that day and discards the later ones: correct, but its
 cost grows with the distance to today.
 
-Issue key: the first `[A-Z]+-\\d+` in the description whose project is active (so "UTF-8"
-never counts), else Tempo's `issue.id` resolved through the Jira connection (option
-`jira_connection`, default: the Jira connection with this connection's id), looked up in
-batches and cached for the run. Active projects: option `active_projects`, else every project
-the Jira account can see. Worklogs on other projects are skipped and counted, as are
-worklogs whose issue Jira cannot resolve. Author names come from Jira's bulk user endpoint
-(cached), falling back to the account id for accounts Jira no longer knows.
+Issue: always Tempo's `issue.id`, resolved to its key through the Jira connection (option
+`jira_connection`, default: the Jira connection with this connection's id), in batches and
+cached for the run. The description is free text: the keys written in it are mentions of
+other issues (or of its own), never the worklog's issue; they are kept as the
+`mentioned_issue_keys` metadata (keys of active projects only, so "UTF-8" never counts).
+Active projects: option `active_projects`, else every project the Jira account can see.
+Worklogs on other projects are skipped and counted. So are worklogs whose issue Jira cannot
+resolve (deleted, or not visible to the Jira account): without the key there is no project
+to check and no page to link, and a worklog on an issue the Jira account may not see must
+not be indexed for everyone; a key from the description is never used instead.
+
+Author names come from Jira's bulk user endpoint (cached), falling back to the account id
+for accounts Jira no longer knows. Names are an enrichment: if the lookup itself fails (any
+error but rejected credentials, e.g. a Jira that answers 404 to user/bulk) every author
+keeps its account id, one warning is logged and `author_lookup_failures` counts the
+accounts concerned; the run succeeds.
 
 One document per worklog, `doc_id` = `tempo:<connection>:<tempoWorklogId>`, text such as
-"4.5 h on SUBS-123 by Ana Ruiz on 2026-11-20: <description>". Access is `all`: Tempo's own
-permissions (and Jira's per-project ones) are not mapped. Deleted worklogs stay in the index.
+"4.5 h on SUBS-123 by Ana Ruiz on 2026-11-20: <description>"; title, text, url and metadata
+name the issue of `issue.id`. Access is `all`: Tempo's own permissions (and Jira's
+per-project ones) are not mapped. Deleted worklogs stay in the index.
 """
 
 from __future__ import annotations
@@ -27,16 +37,19 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from dagster import get_dagster_logger
+
 from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.resilience import MalformedResponseError
+from sync_pipelines.resilience import MalformedResponseError, SourceAuthError, SourceError
 from sync_pipelines.sources.jira.client import JiraClient
 from sync_pipelines.sources.options import minutes, project_keys
 from sync_pipelines.sources.tempo.client import TempoClient
 
 SOURCE = "tempo"
-ISSUE_KEY = re.compile(r"[A-Z]+-\d+")
+ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b")
+log = get_dagster_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,11 @@ class TempoSyncResult:
     high_water_mark: float
     mode: str
     worklogs_fetched: int
-    skipped_inactive_project: int
-    skipped_unresolved: int
+    worklogs_skipped_inactive_project: int
+    worklogs_skipped_unresolved: int
     issue_cache_size: int
     user_cache_size: int
+    author_lookup_failures: int  # accounts shown as their id because the lookup failed
     fetched_from: float
 
 
@@ -93,9 +107,11 @@ def _account(worklog: dict) -> str:
     return str(author.get("accountId") or "") if isinstance(author, dict) else ""
 
 
-def key_in_text(text: str, active: frozenset[str]) -> str | None:
-    """The first issue key in a text whose project is active (so "UTF-8" never counts)."""
-    return next((m for m in ISSUE_KEY.findall(text) if m.rpartition("-")[0] in active), None)
+def keys_in_text(text: str, active: frozenset[str]) -> list[str]:
+    """The issue keys a text mentions, in order, once each: those of active projects only
+    (so "UTF-8" never counts)."""
+    keys = (m for m in ISSUE_KEY.findall(text) if m.rpartition("-")[0] in active)
+    return list(dict.fromkeys(keys))
 
 
 def worklog_text(hours: float, key: str, author: str, day: str, description: str) -> str:
@@ -138,7 +154,7 @@ class TempoSync:
                 inactive += 1
             else:
                 wanted.append((worklog, updated, key))
-        self._authors([w for w, _, _ in wanted])
+        lookup_failures = self._authors([w for w, _, _ in wanted])
         docs: dict[str, Document] = {}
         for worklog, updated, key in wanted:
             doc = self._document(worklog, key, updated)
@@ -148,10 +164,11 @@ class TempoSync:
             high_water_mark=upper,
             mode="incremental" if incremental else "full",
             worklogs_fetched=fetched,
-            skipped_inactive_project=inactive,
-            skipped_unresolved=unresolved,
+            worklogs_skipped_inactive_project=inactive,
+            worklogs_skipped_unresolved=unresolved,
             issue_cache_size=len(self.caches.issues),
             user_cache_size=len(self.caches.users),
+            author_lookup_failures=lookup_failures,
             fetched_from=lower,
         )
 
@@ -163,19 +180,12 @@ class TempoSync:
         return self.caches.active
 
     def _issue_keys(self, worklogs: list[dict]) -> list[str | None]:
-        """Each worklog's issue key: an active key in its description, else its issue id's."""
-        if not worklogs:
-            return []
-        active = self._active()
-        from_text = [key_in_text(str(w.get("description") or ""), active) for w in worklogs]
-        missing = {self._issue_id(w) for w, key in zip(worklogs, from_text) if key is None}
-        missing -= {None, *self.caches.issues}
+        """Each worklog's issue key, from its `issue.id` only (None: Jira cannot resolve it)."""
+        ids = [self._issue_id(w) for w in worklogs]
+        missing = set(ids) - {None, *self.caches.issues}
         if missing:
             self.caches.issues.update(self.jira.issue_keys(missing))
-        return [
-            key or self.caches.issues.get(self._issue_id(w) or "")
-            for w, key in zip(worklogs, from_text)
-        ]
+        return [self.caches.issues.get(i) if i else None for i in ids]
 
     @staticmethod
     def _issue_id(worklog: dict) -> str | None:
@@ -183,12 +193,28 @@ class TempoSync:
         issue_id = issue.get("id") if isinstance(issue, dict) else None
         return str(issue_id) if issue_id not in (None, "") else None
 
-    def _authors(self, worklogs: list[dict]) -> None:
-        """Fill the user cache for these worklogs' authors, in bulk; unknown ones keep the id."""
+    def _authors(self, worklogs: list[dict]) -> int:
+        """Fill the user cache for these worklogs' authors, in bulk; unknown ones keep the id.
+
+        Returns how many accounts keep their id because the lookup failed (see the module
+        docstring); rejected credentials still fail the run.
+        """
         wanted = {_account(w) for w in worklogs} - set(self.caches.users) - {""}
-        if wanted:
+        if not wanted:
+            return 0
+        try:
             names = self.jira.user_names(wanted)
-            self.caches.users.update({a: names.get(a, a) for a in wanted})
+        except SourceAuthError:
+            raise
+        except SourceError as exc:
+            log.warning(
+                f"tempo connection '{self.connection_id}': author names unavailable, "
+                f"{len(wanted)} authors shown as their account id: {exc}"
+            )
+            self.caches.users.update({a: a for a in wanted})
+            return len(wanted)
+        self.caches.users.update({a: names.get(a, a) for a in wanted})
+        return 0
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -220,6 +246,7 @@ class TempoSync:
                 "worklog_id": int(worklog_id),
                 "issue_key": key,
                 "issue_id": self._issue_id(worklog) or "",
+                "mentioned_issue_keys": keys_in_text(description, self._active()),
                 "project_key": key.rpartition("-")[0],
                 "author": author,
                 "author_account_id": account,
