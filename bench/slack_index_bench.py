@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                     },
                 )
                 meta = result.asset_materializations_for_node("slack")[-1].metadata
-                docs += meta["documents_written"].value
+                docs += meta["run_documents_written"].value
             return docs, time.monotonic() - started
 
         def index() -> tuple[dict, float]:

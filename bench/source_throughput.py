@@ -117,7 +117,7 @@ def run_source(contract: SourceContract, company: Company, days: int, work: Path
         )
         elapsed = time.monotonic() - started
         meta = result.asset_materializations_for_node(contract.name)[-1].metadata
-        records = meta["documents_written"].value
+        records = meta["run_documents_written"].value
         knobs = sandbox.knobs
         rejected = sum(knobs.count_429.values())
         served = sum(knobs.calls.values()) - rejected

@@ -107,10 +107,10 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
                 },
             )
             meta = _metadata(result, source)
-            documents += meta["documents_written"]
+            documents += meta["run_documents_written"]
             _say(
-                f"{source}: {meta['documents_written']} documents in {meta['api_calls']} API "
-                f"calls ({meta['duration_s']} s)"
+                f"{source}: {meta['run_documents_written']} documents in "
+                f"{meta['run_api_calls']} API calls ({meta['run_duration_s']} s)"
             )
         _say("materializing vector_index (chunk, embed, upsert)")
         index = defs.resolve_job_def("vector_index_update").execute_in_process(

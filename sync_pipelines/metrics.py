@@ -1,7 +1,9 @@
 """Per-source figures of the last N runs, read back from Dagster's run storage.
 
 Replaces the old `sync_metrics` table: every source and vector_index run records its figures
-as materialization metadata, and `sync-pipelines metrics` tabulates them.
+as materialization metadata, and `sync-pipelines metrics` tabulates them. A source run records
+per-day figures on each partition and its own totals as `run_<name>` (sources/figures.py);
+the table shows the run's totals under the plain name.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Sequence
 import pandas as pd
 from dagster import AssetKey, DagsterInstance
 
+RUN_PREFIX = "run_"
 COLUMNS = [
     "documents_written",
     "messages_fetched",
@@ -44,7 +47,7 @@ def metrics_table(
         records = instance.fetch_materializations(AssetKey(name), limit=last * 40).records
         for record in records:
             if record.run_id in seen_runs:
-                continue  # a range run materializes many partitions with the same figures
+                continue  # a range run materializes many partitions with the same run_ figures
             seen_runs.add(record.run_id)
             meta = record.asset_materialization.metadata
             row = {
@@ -56,8 +59,9 @@ def metrics_table(
                 "partition": record.partition_key or "",
             }
             for column in COLUMNS:
-                if column in meta:
-                    row[column] = meta[column].value
+                entry = meta.get(RUN_PREFIX + column, meta.get(column))
+                if entry is not None:
+                    row[column] = entry.value
             rows.append(row)
             if len(seen_runs) >= last:
                 break

@@ -249,7 +249,7 @@ def test_asset_run_rerun_and_rename_keep_doc_ids(harness, sandbox, monkeypatch, 
     assert meta["mode"] == "full" and meta["documents_written"] == len(docs) > 0
     for key in ("meetings_fetched", "pages_read", "meetings_shared", "meetings_private",
                 "meetings_tagged", "sentences", "api_calls"):
-        assert key in meta
+        assert f"run_{key}" in meta and key not in meta
     renamed = docs[0].metadata["meeting_id"]
     data.rename(renamed, "Renamed meeting")
     again = harness.documents(harness.sync(fireflies_asset, [day(-1)]), "fireflies")

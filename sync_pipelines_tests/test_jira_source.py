@@ -289,7 +289,7 @@ def test_today_re_runs_incrementally_and_edits_resurface(jira_harness):
     h = jira_harness
     first = h.sync(jira_asset, [day(0)])
     meta = h.metadata(first, "jira")
-    assert meta["mode"] == "full" and meta["projects_read"] == 8
+    assert meta["mode"] == "full" and meta["run_projects_read"] == 8
     assert meta["jql_timezone"] == "Asia/Kolkata"
     site = h.sandbox.jira.site
     start = today().timestamp()
@@ -301,11 +301,11 @@ def test_today_re_runs_incrementally_and_edits_resurface(jira_harness):
     second = h.sync(jira_asset, [day(0)])
     meta2 = h.metadata(second, "jira")
     assert meta2["mode"] == "incremental"
-    assert meta2["fetched_from"] == floor_minute(meta["high_water_mark"] - 120)
+    assert meta2["run_fetched_from"] == floor_minute(meta["high_water_mark"] - 120)
     docs = {d.doc_id: d for d in h.documents(second, "jira")}
     assert docs[f"jira:acme:{old.id}"].text.endswith("Still happening on 4.2, reopening.")
     assert set(docs) == {
-        f"jira:acme:{i.id}" for i in site.updated_between(meta2["fetched_from"], start + 86400)
+        f"jira:acme:{i.id}" for i in site.updated_between(meta2["run_fetched_from"], start + 86400)
     }
 
 
@@ -323,6 +323,6 @@ def test_a_429_is_counted_and_waited_out(jira_harness):
     result = jira_harness.sync(jira_asset, [day(-1)])
     assert time.monotonic() - started >= 1
     meta = jira_harness.metadata(result, "jira")
-    assert meta["rate_limited_429"] == 1 and meta["retries"] >= 1
+    assert meta["run_rate_limited_429"] == 1 and meta["run_retries"] >= 1
     assert jira_harness.sandbox.knobs.calls["project/search"] == 2
-    assert timedelta(seconds=meta["duration_s"]) >= timedelta(seconds=1)
+    assert timedelta(seconds=meta["run_duration_s"]) >= timedelta(seconds=1)

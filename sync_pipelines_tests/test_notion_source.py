@@ -125,10 +125,10 @@ def test_range_run_matches_ground_truth_text_and_metadata(notion):
 
     meta = notion.metadata(result, "notion")
     blocks = [b for p in pages for b in descendants(ws, p)]
-    assert meta["blocks_read"] == len(blocks)
-    assert meta["blocks_skipped"] == sum(b.type not in TEXT_BLOCK_TYPES for b in blocks)
-    assert meta["mode"] == "full" and meta["pages_vanished"] == 0
-    assert meta["user_cache_size"] == len(ws.users)
+    assert meta["run_blocks_read"] == len(blocks)
+    assert meta["run_blocks_skipped"] == sum(b.type not in TEXT_BLOCK_TYPES for b in blocks)
+    assert meta["mode"] == "full" and meta["run_pages_vanished"] == 0
+    assert meta["run_user_cache_size"] == len(ws.users)
 
 
 def test_text_renders_structure(notion):
@@ -156,14 +156,14 @@ def test_search_stops_at_window_start_and_skips_later_edits(notion):
     assert edited_later not in in_day
     newer = ws.pages_edited_between(epoch(0), epoch(1))
     meta = notion.metadata(result, "notion")
-    assert meta["pages_newer_than_window"] == len(newer) > 0
+    assert meta["run_pages_newer_than_window"] == len(newer) > 0
     calls = notion.sandbox.knobs.calls
     # search stops with the page holding the first page older than the window
     assert calls["search"] == math.ceil((len(newer) + len(in_day) + 1) / PAGE_SIZE)
     assert calls["search"] < math.ceil(len(ws.pages) / PAGE_SIZE)
     # only the window's pages are read, each completely (all children pages, all nesting)
     assert calls["blocks.children.list"] == sum(list_calls(ws, p) for p in in_day)
-    assert meta["api_calls"] == calls["search"] + calls["blocks.children.list"] + 1  # + users
+    assert meta["run_api_calls"] == calls["search"] + calls["blocks.children.list"] + 1  # + users
 
 
 def test_today_reruns_fetch_only_edits_and_keep_doc_ids(notion):

@@ -231,3 +231,24 @@ def test_edits_show_in_the_next_answer(sb):
     assert got["title"] == "Billing sync (renamed)"
     data.delete(added.id)
     assert added.id not in {m.id for m in data.meetings()}
+
+
+def test_a_processing_meeting_is_served_without_transcript_until_ready(sb):
+    data = FirefliesData.of(sb.company)
+    people = [p for p in sb.company.people if not p.is_bot][:2]
+    added = data.add_meeting("Still processing", people, ready_at=time.time() + 3600)
+    query = (
+        "query T($id: String!) { transcript(id: $id) { title sentences { text } "
+        "summary { overview } meeting_info { summary_status } } }"
+    )
+    try:
+        got = post(sb, query, {"id": added.id}, operation="Transcript").json()["data"]
+        assert got["transcript"]["meeting_info"] == {"summary_status": "processing"}
+        assert got["transcript"]["sentences"] == [] and got["transcript"]["summary"] is None
+        assert added.id not in {m.id for m in data.expected(added.date, time.time())}
+        data.set_ready_at(added.id, time.time())
+        got = post(sb, query, {"id": added.id}, operation="Transcript").json()["data"]
+        assert got["transcript"]["meeting_info"] == {"summary_status": "processed"}
+        assert got["transcript"]["sentences"] and got["transcript"]["summary"]["overview"]
+    finally:
+        data.delete(added.id)

@@ -58,16 +58,16 @@ def test_range_run_matches_ground_truth(harness, company):
 
     meta = harness.metadata(result, "slack")
     assert meta["mode"] == "full"
-    assert meta["documents_written"] == len(expected) == meta["dagster/row_count"]
+    assert meta["run_documents_written"] == len(expected)
     visible = [c for c in company.slack_channels() if not c.is_archived and company.bot_can_read(c)]
-    assert meta["channels_read"] == len(visible)
+    assert meta["run_channels_read"] == len(visible)
     # page_size=50 in the harness: every channel takes several history pages, none is capped.
     history_calls = harness.sandbox.knobs.calls["conversations.history"]
     assert history_calls > len(visible)
-    assert meta["api_calls"] >= history_calls
+    assert meta["run_api_calls"] >= history_calls
     assert meta["high_water_mark"] <= clock.now_epoch()
     for key in ("rate_limited_429", "retries", "duration_s", "peak_memory_mb"):
-        assert key in meta
+        assert f"run_{key}" in meta
 
 
 def test_document_metadata_and_access(harness, company):
@@ -176,7 +176,7 @@ def test_rate_limit_waited_out(harness):
     started = time.monotonic()
     result = harness.sync_slack([day(-1)])
     meta = harness.metadata(result, "slack")
-    assert meta["rate_limited_429"] == 2
+    assert meta["run_rate_limited_429"] == 2
     assert time.monotonic() - started >= 1.0  # each 429 asked for 1 s (two workers may wait in parallel)
     assert harness.sandbox.knobs.count_429["conversations.history"] == 2
 
@@ -187,7 +187,7 @@ def test_server_errors_and_malformed_bodies_retried(harness, company):
     harness.sandbox.knobs.inject("conversations.list", "503", count=1)
     result = harness.sync_slack([day(-2), day(-1)])
     meta = harness.metadata(result, "slack")
-    assert meta["retries"] >= 4
+    assert meta["run_retries"] >= 4
     assert {d.doc_id for d in harness.documents(result)} == set(expected_documents(company, -2, -1))
 
 

@@ -52,8 +52,9 @@ def test_multi_page_range_matches_ground_truth(harness, source):
     assert doc_ids(harness, source, result) == expected
     assert harness.sandbox.knobs.calls[source.list_route] > 1, "the listing must span pages"
     meta = harness.metadata(result, source.name)
-    assert meta["documents_written"] == len(expected)
-    for key in ("api_calls", "rate_limited_429", "retries", "duration_s", "high_water_mark"):
+    assert meta["run_documents_written"] == len(expected)
+    for key in ("run_api_calls", "run_rate_limited_429", "run_retries", "run_duration_s",
+                "high_water_mark"):
         assert key in meta
 
 
@@ -70,7 +71,7 @@ def test_429_with_retry_after_is_waited_out(harness, source):
     started = time.monotonic()
     result = harness.sync(source.asset, days)
     assert time.monotonic() - started >= 1.0
-    assert harness.metadata(result, source.name)["rate_limited_429"] >= 1
+    assert harness.metadata(result, source.name)["run_rate_limited_429"] >= 1
     assert doc_ids(harness, source, result) == source.expected_ids(
         harness.sandbox.company, start, end
     )
@@ -81,7 +82,7 @@ def test_5xx_is_retried(harness, source):
     harness.sandbox.knobs.inject(source.list_route, "500", count=1)
     harness.sandbox.knobs.inject(source.list_route, "503", count=1)
     result = harness.sync(source.asset, days)
-    assert harness.metadata(result, source.name)["retries"] >= 2
+    assert harness.metadata(result, source.name)["run_retries"] >= 2
     assert doc_ids(harness, source, result) == source.expected_ids(
         harness.sandbox.company, start, end
     )
@@ -92,7 +93,7 @@ def test_empty_window_writes_an_empty_valid_partition(harness, source):
     meta = harness.metadata(result, source.name)
     (path,) = meta["documents_files"]
     assert DocumentFiles.read(path) == []
-    assert meta["documents_written"] == 0 and meta["retries"] == 0
+    assert meta["documents_written"] == 0 and meta["run_retries"] == 0
 
 
 def test_bad_credentials_fail_fast(harness, source):

@@ -6,6 +6,10 @@ arguments; the answer is projected from the company's meetings with exactly the 
 (aliases and fragments included). Fireflies' conventions: Bearer API key, `limit` at most 50,
 newest meetings first, offset paging by `skip`, errors as
 `{"errors": [{"message", "code", "friendly", "extensions": {"code", "status", ...}}]}`.
+A meeting still processing (see FirefliesData.add_meeting's `ready_at`) is listed with
+`meeting_info.summary_status` "processing" (Fireflies' documented MeetingInfo values:
+processing, processed, failed, skipped), no sentences and no summary; UNCONFIRMED: exactly
+which fields Fireflies leaves empty meanwhile.
 UNCONFIRMED (no vendor reference found): whether fromDate/toDate bounds are inclusive (here
 both are), the default limit (here 50), the HTTP status of an invalid key (here 200 with an
 `auth_failed` error; the knobs' "401" fault answers HTTP 401) and the unit of a rate-limit
@@ -91,6 +95,20 @@ SCHEMA = build_schema(
       transcript_url: String
       meeting_link: String
       calendar_id: String
+      meeting_info: MeetingInfo
+    }
+
+    type MeetingInfo {
+      fred_joined: Boolean
+      silent_meeting: Boolean
+      summary_status: SummaryStatus
+    }
+
+    enum SummaryStatus {
+      processing
+      processed
+      failed
+      skipped
     }
 
     type MeetingAttendee {

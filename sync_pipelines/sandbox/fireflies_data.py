@@ -9,6 +9,11 @@ seed and cached, so a large company costs little memory.
 Sharing: `privacy` takes the values Fireflies documents for meetings (link, owner, participants,
 teammates_and_participants, participating_teammates, teammates); a meeting shared company-wide
 is one whose privacy is in `SHARED_COMPANY_WIDE`.
+
+Processing: a meeting added with `ready_at` (or given one by `set_ready_at`) is served as
+Fireflies serves a transcript it has not finished, `meeting_info.summary_status` "processing"
+with no sentences and no summary, until the clock passes `ready_at`; generated meetings are
+all processed.
 """
 
 from __future__ import annotations
@@ -135,6 +140,7 @@ class Meeting:
     seed: int
     script: tuple[tuple[int, str], ...] | None = None  # (attendee index, text) overrides chatter
     version: int = 0
+    ready_ms: int | None = None  # when its transcript is ready, epoch ms (None: already)
 
     @property
     def organizer(self) -> Attendee:
@@ -143,6 +149,11 @@ class Meeting:
     @property
     def date(self) -> float:
         return self.date_ms / 1000
+
+    def processing(self, now: float | None = None) -> bool:
+        """Fireflies has not finished its transcript yet (at `now`, default the clock)."""
+        now = clock.now_epoch() if now is None else now
+        return self.ready_ms is not None and now * 1000 < self.ready_ms
 
 
 def _iso_ms(ms: int) -> str:
@@ -263,7 +274,20 @@ class FirefliesData:
             return [self._meetings[i] for _, i in reversed(self._index[lo:hi])]
 
     def transcript(self, meeting: Meeting) -> dict:
-        """The full Transcript object, every field the emulator's schema knows."""
+        """The Transcript object, every field the emulator's schema knows; a meeting still
+        processing has no sentences, speakers or summary yet."""
+        built = self._transcript(meeting)
+        if not meeting.processing():
+            return built
+        return {
+            **built,
+            "sentences": [],
+            "speakers": [],
+            "summary": None,
+            "meeting_info": {**built["meeting_info"], "summary_status": "processing"},
+        }
+
+    def _transcript(self, meeting: Meeting) -> dict:
         key = (meeting.id, meeting.version)
         with self.lock:
             cached = self._cache.get(key)
@@ -312,6 +336,11 @@ class FirefliesData:
             "meeting_link": f"https://meet.google.com/{meeting.id[:3].lower()}-"
             f"{meeting.id[3:7].lower()}-{meeting.id[7:10].lower()}",
             "calendar_id": None,
+            "meeting_info": {
+                "fred_joined": True,
+                "silent_meeting": not sentences,
+                "summary_status": "processed",
+            },
         }
 
     def _fill(self, template: str, meeting: Meeting, rng: random.Random, speaker: int) -> str:
@@ -397,8 +426,13 @@ class FirefliesData:
 
     # ----------------------------------------------------------------- ground truth
     def expected(self, start: float, end: float) -> list[Meeting]:
-        """Meetings a full sync of [start, end) (epoch seconds) must return, newest first."""
-        return [m for m in self.between(int(start * 1000), None) if m.date < end]
+        """Meetings a full sync of [start, end) (epoch seconds) must return now, newest first
+        (one still processing is not written yet)."""
+        return [
+            m
+            for m in self.between(int(start * 1000), None)
+            if m.date < end and not m.processing()
+        ]
 
     # ----------------------------------------------------------------- edits
     def add_meeting(
@@ -412,8 +446,10 @@ class FirefliesData:
         project_key: str | None = None,
         issue_keys: tuple[str, ...] = (),
         script: list[tuple[int, str]] | None = None,
+        ready_at: float | None = None,
     ) -> Meeting:
-        """Record a meeting (the organizer first); by default it just ended, 60 s ago."""
+        """Record a meeting (the organizer first); by default it just ended, 60 s ago.
+        `ready_at` (epoch s): Fireflies is still processing it until then."""
         now = clock.now_epoch()
         start = date if date is not None else now - 60 - duration_min * 60
         people = [Attendee(a.name, a.email) for a in attendees]
@@ -432,9 +468,15 @@ class FirefliesData:
                 customer=CUSTOMERS[0],
                 seed=self._rng.getrandbits(32),
                 script=tuple(script) if script is not None else None,
+                ready_ms=None if ready_at is None else int(ready_at * 1000),
             )
             self._store(meeting)
         return meeting
+
+    def set_ready_at(self, meeting_id: str, ready_at: float | None) -> None:
+        """When Fireflies finishes the meeting's transcript (None: it has)."""
+        with self.lock:
+            self._meetings[meeting_id].ready_ms = None if ready_at is None else int(ready_at * 1000)
 
     def rename(self, meeting_id: str, title: str) -> None:
         """Fireflies' updateMeetingTitle: the date (and so the partition) stays."""

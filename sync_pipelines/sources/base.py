@@ -1,9 +1,10 @@
 """The one asset shape every source shares: partitions, policies, cursor, files, metadata.
 
-A source provides only `sync(context, connection, window, high_water_mark) -> SyncOutcome`;
-this module turns it into a daily × connection partitioned asset that reads its previous
-high-water mark from run storage, writes the documents before reporting them, and records the
-figures the UI plots.
+A source provides only `sync(context, connection, window, previous) -> SyncOutcome`;
+this module turns it into a daily × connection partitioned asset that reads what earlier runs
+left (the partition's high-water mark, the connection's pending items) from run storage,
+writes the documents before reporting them, and records the figures the UI plots: per-day
+figures on each partition, the run's own ones named `run_*` (see figures.py).
 """
 
 
@@ -26,22 +27,34 @@ from dagster import (
     asset,
 )
 
+from sync_pipelines.catalog import asset_owners, source_metadata
 from sync_pipelines.connections import Connection, CredentialError, RegistryError
 from sync_pipelines.documents import Document
+from sync_pipelines.freshness import freshness_policy
 from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.partitions import (
     CONNECTION_DIM,
+    DATE_DIM,
     PartitionKeyError,
     SyncWindow,
     partition_key,
     source_partitions,
     window_from_keys,
 )
-from sync_pipelines.resilience import CallStats, SourceAuthError
+from sync_pipelines.resilience import CallStats, SourcePermanentError
+from sync_pipelines.sources import pending as pending_items
+from sync_pipelines.sources.figures import (
+    DOCUMENTS_KEY,
+    HWM_KEY,
+    day_figures,
+    document_time,
+    run_figures,
+)
+from sync_pipelines.sources.pending import PendingItem
 
 SOURCES_GROUP = "sources"
-HWM_KEY = "high_water_mark"
 FILES_KEY = "documents_files"
+PENDING_KEY = "pending"  # the connection's pending items after the run (JSON), on each partition
 # A month of one connection in at most 3 runs: ceil(31 / 11) = 3.
 MAX_DAYS_PER_RUN = 11
 
@@ -50,26 +63,49 @@ SOURCE_RETRY_POLICY = RetryPolicy(
 )
 
 
+@dataclass(frozen=True)
+class Previous:
+    """What earlier runs left for this one: the partition's mark (single-day runs only) and
+    the connection's items still waiting to be fetched again."""
+
+    high_water_mark: float | None = None
+    pending: tuple[PendingItem, ...] = ()
+
+
 @dataclass
 class SyncOutcome:
+    """A sync's answer: `pending` are items not written yet (fetch again next run),
+    `given_up` items written flagged after waiting out pending.MAX_WAIT_S; `metadata` holds
+    the run's own figures and labels."""
+
     documents: list[Document]
     high_water_mark: float
     stats: CallStats
     metadata: dict[str, float | int | str] = field(default_factory=dict)
+    pending: list[PendingItem] = field(default_factory=list)
+    given_up: list[PendingItem] = field(default_factory=list)
 
     @classmethod
     def from_result(cls, result, stats: CallStats, **extra) -> "SyncOutcome":
-        """From a source's result dataclass: its documents and mark, every other field (and
-        `extra`) as materialization metadata under the field's name."""
+        """From a source's result dataclass: its documents, mark and pending/given_up items
+        (if it has them), every other field (and `extra`) as metadata under its name."""
+        own = {"documents", "high_water_mark", "pending", "given_up"}
         metadata = {
             f.name: getattr(result, f.name)
             for f in dataclasses.fields(result)
-            if f.name not in ("documents", "high_water_mark")
+            if f.name not in own
         }
-        return cls(result.documents, result.high_water_mark, stats, {**metadata, **extra})
+        return cls(
+            result.documents,
+            result.high_water_mark,
+            stats,
+            {**metadata, **extra},
+            list(getattr(result, "pending", [])),
+            list(getattr(result, "given_up", [])),
+        )
 
 
-SyncFn = Callable[[AssetExecutionContext, Connection, SyncWindow, float | None], SyncOutcome]
+SyncFn = Callable[[AssetExecutionContext, Connection, SyncWindow, Previous], SyncOutcome]
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,8 @@ class SourceSpec:
     kinds: frozenset[str] = frozenset()
     # Resources the sync reads besides its own (e.g. Tempo resolves issues through Jira).
     extra_resource_keys: frozenset[str] = frozenset()
+    # The time that puts a document in its partition day (Slack: a reply's parent's).
+    partition_time: Callable[[Document], float] = document_time
 
 
 def previous_high_water_mark(context: AssetExecutionContext, key: str) -> float | None:
@@ -92,6 +130,35 @@ def previous_high_water_mark(context: AssetExecutionContext, key: str) -> float 
         return None
     entry = result.records[0].asset_materialization.metadata.get(HWM_KEY)
     return float(entry.value) if entry is not None else None
+
+
+def previous_pending(context: AssetExecutionContext, connection: str) -> list[PendingItem]:
+    """The pending list of the connection's latest materialization, whichever day it was:
+    every partition of a run stores the connection's whole list."""
+    days = context.assets_def.partitions_def.get_partitions_def_for_dimension(DATE_DIM)
+    keys = [partition_key(day, connection) for day in days.get_partition_keys()]
+    result = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=keys), limit=1
+    )
+    if not result.records:
+        return []
+    entry = result.records[0].asset_materialization.metadata.get(PENDING_KEY)
+    if entry is None:
+        return []
+    try:
+        return pending_items.from_json(entry.value)
+    except ValueError as exc:
+        raise ValueError(f"connection '{connection}': {exc}") from None
+
+
+def still_pending(
+    outcome: SyncOutcome, carried: list[PendingItem], latest: list[PendingItem]
+) -> list[PendingItem]:
+    """The sync's pending items plus any another run of the connection added meanwhile
+    (possible when the source's pool allows two runs at once), so none is lost."""
+    known = {i.doc_id for i in carried} | {i.doc_id for i in outcome.pending}
+    known |= {d.doc_id for d in outcome.documents}
+    return outcome.pending + [i for i in latest if i.doc_id not in known]
 
 
 def group_by_connection(partition_keys: list) -> list[SyncWindow]:
@@ -121,6 +188,9 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
         kinds=set(spec.kinds) | {"python"},
         pool=f"{spec.name}_api",
         tags={"sync/source": spec.name},
+        owners=asset_owners(),
+        metadata=source_metadata(spec.name),
+        freshness_policy=freshness_policy(spec.name),
     )
     def _source_asset(context: AssetExecutionContext) -> MaterializeResult:
         started = time.monotonic()
@@ -132,7 +202,8 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
         files = context.resources.documents.files()
         totals: dict[str, float] = {}
         labels: dict[str, str] = {}
-        paths, marks, failures = [], [], []
+        per_partition: dict[str, dict] = {}
+        failures = []
         for window in windows:
             label = f"{spec.name} connection '{window.connection}'"
             try:
@@ -141,28 +212,49 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
                 if len(window.days) == 1:
                     key = partition_key(window.days[0], window.connection)
                     hwm = previous_high_water_mark(context, key)
+                carried = previous_pending(context, window.connection)
                 context.log.info(
-                    f"{label}: days {window.days[0]}..{window.days[-1]}, previous mark {hwm}"
+                    f"{label}: days {window.days[0]}..{window.days[-1]}, previous mark {hwm}, "
+                    f"{len(carried)} pending items"
                 )
-                outcome = spec.sync(context, connection, window, hwm)
-            except (SourceAuthError, CredentialError, RegistryError, ValueError) as exc:
+                outcome = spec.sync(context, connection, window, Previous(hwm, tuple(carried)))
+            # Rejected credentials and answers that will not change (404, 400, 410, 422, ...).
+            except (SourcePermanentError, CredentialError, RegistryError, ValueError) as exc:
                 failures.append((label, exc, False))
                 continue
             except Exception as exc:  # transient after client retries: Dagster may retry the run
                 failures.append((label, exc, True))
                 continue
+            # One version per document, as the file holds: so the counts are the file's.
+            outcome.documents = list({d.doc_id: d for d in outcome.documents}.values())
             path = files.write(spec.name, window.connection, context.run_id, outcome.documents)
-            paths.append(str(path))
-            marks.append(outcome.high_water_mark)
+            pending = still_pending(
+                outcome, carried, previous_pending(context, window.connection)
+            )
+            days = day_figures(
+                window,
+                outcome.documents,
+                outcome.high_water_mark,
+                pending,
+                outcome.given_up,
+                spec.partition_time,
+            )
+            for day, figures in days.items():
+                per_partition[partition_key(day, window.connection)] = {
+                    **figures,
+                    FILES_KEY: MetadataValue.json([str(path)]),
+                    PENDING_KEY: MetadataValue.json(pending_items.to_json(pending)),
+                }
             for name, value in {**outcome.stats.as_metadata(), **outcome.metadata}.items():
                 if isinstance(value, (int, float)):
                     totals[name] = totals.get(name, 0) + value
                 else:
                     labels[name] = value
-            totals["documents_written"] = totals.get("documents_written", 0) + len(
-                outcome.documents
+            totals[DOCUMENTS_KEY] = totals.get(DOCUMENTS_KEY, 0) + len(outcome.documents)
+            context.log.info(
+                f"{label}: {len(outcome.documents)} documents -> {path}, "
+                f"{len(pending)} pending, {len(outcome.given_up)} written after waiting"
             )
-            context.log.info(f"{label}: {len(outcome.documents)} documents -> {path}")
         if failures:
             message = "; ".join(
                 str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
@@ -170,17 +262,16 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
             )
             retryable = all(retry for _, _, retry in failures)
             raise Failure(message, allow_retries=None if retryable else False)
-        metadata = {
-            **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in totals.items()},
-            **labels,
-            "dagster/row_count": int(totals.get("documents_written", 0)),
-            HWM_KEY: min(marks),
-            "high_water_mark_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(marks))),
-            FILES_KEY: MetadataValue.json(paths),
-            "duration_s": round(time.monotonic() - started, 3),
-            "peak_memory_mb": peak_rss_mb(),
-        }
-        return MaterializeResult(metadata=metadata)
+        for key, figures in per_partition.items():
+            context.add_asset_metadata(figures, partition_key=key)
+        run_level = run_figures(
+            {
+                **totals,
+                "duration_s": time.monotonic() - started,
+                "peak_memory_mb": peak_rss_mb(),
+            }
+        )
+        return MaterializeResult(metadata={**run_level, **labels})
 
     return _source_asset
 

@@ -2,9 +2,9 @@
 
 Fireflies has no Python SDK; every call is `POST /graphql` {query, variables} with a Bearer API
 key, through `HttpSourceClient` (timeouts, shared rate limiter, Retry-After, backoff, no retry on
-401/403). GraphQL answers errors inside a 200 body, so `body_error` sorts them: rate limits
-(`too_many_requests`) wait like a 429, auth errors fail fast, server-side errors are retried,
-anything else fails with Fireflies' own message.
+401/403 or other 4xx). GraphQL answers errors inside a 200 body, so `body_error` sorts them: rate
+limits (`too_many_requests`) wait like a 429, auth errors fail fast, server-side errors are
+retried like a 5xx, anything else fails at once (it will not change) with Fireflies' message.
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ from pydantic import Field
 
 from sync_pipelines import clock
 from sync_pipelines.connections import Connection
-from sync_pipelines.http import HttpSourceClient, RateLimited
-from sync_pipelines.resilience import MalformedResponseError, SourceAuthError, SourceError
+from sync_pipelines.errors import (
+    MalformedResponseError,
+    RateLimited,
+    SourceAuthError,
+    SourceError,
+    SourcePermanentError,
+    TransientError,
+)
+from sync_pipelines.http import HttpSourceClient
 
 SOURCE = "fireflies"
 DEFAULT_BASE_URL = "https://api.fireflies.ai"
@@ -41,26 +48,43 @@ AUTH_CODES = {
 SERVER_CODES = {"internal_server_error", "service_unavailable"}
 
 # The whole transcript comes with the listing: `transcripts` returns the same Transcript type as
-# `transcript(id)`, so one call per 50 meetings replaces 1 + 50 calls.
+# `transcript(id)`, so one call per 50 meetings replaces 1 + 50 calls. `meeting_info` tells a
+# meeting still processing (no sentences yet) from a finished one.
+TRANSCRIPT_FIELDS = """
+fragment TranscriptFields on Transcript {
+  id
+  title
+  date
+  dateString
+  duration
+  privacy
+  transcript_url
+  organizer_email
+  host_email
+  participants
+  meeting_attendees { displayName email }
+  sentences { index speaker_name text start_time end_time }
+  summary { overview action_items keywords }
+  meeting_info { summary_status }
+}
+"""
 TRANSCRIPTS_QUERY = """
 query Transcripts($fromDate: DateTime, $toDate: DateTime, $limit: Int, $skip: Int) {
   transcripts(fromDate: $fromDate, toDate: $toDate, limit: $limit, skip: $skip) {
-    id
-    title
-    date
-    dateString
-    duration
-    privacy
-    transcript_url
-    organizer_email
-    host_email
-    participants
-    meeting_attendees { displayName email }
-    sentences { index speaker_name text start_time end_time }
-    summary { overview action_items keywords }
+    ...TranscriptFields
   }
 }
-"""
+""" + TRANSCRIPT_FIELDS
+# One meeting by id: how a meeting that was still processing is fetched again later.
+TRANSCRIPT_QUERY = """
+query Transcript($id: String!) {
+  transcript(id: $id) { ...TranscriptFields }
+}
+""" + TRANSCRIPT_FIELDS
+
+
+class TranscriptNotFound(SourcePermanentError):
+    """Fireflies has no transcript with the id asked for (`object_not_found`)."""
 
 
 class FirefliesResource(ConfigurableResource):
@@ -219,16 +243,27 @@ class FirefliesClient:
                 return
             skip += self.page_size
 
+    def transcript(self, meeting_id: str) -> dict | None:
+        """One meeting by id; None when Fireflies no longer has it (deleted meanwhile)."""
+        try:
+            data = self.query("Transcript", TRANSCRIPT_QUERY, {"id": meeting_id})
+        except TranscriptNotFound:
+            return None
+        found = data.get("transcript")
+        if found is not None and not (isinstance(found, dict) and found.get("id")):
+            raise MalformedResponseError(f"{self.label}: transcript answered {type(found)}")
+        return found
+
     # -- GraphQL errors ----------------------------------------------------------------------
 
     def _check_body(self, body: Any) -> None:
         if not isinstance(body, dict):
-            raise MalformedResponseError(f"{self.label}: GraphQL answered a non-object")
+            raise MalformedResponseError("GraphQL answered a non-object")
         errors = body.get("errors")
         if errors:
             raise self._error(errors if isinstance(errors, list) else [errors])
         if not isinstance(body.get("data"), dict):
-            raise MalformedResponseError(f"{self.label}: GraphQL answered without data")
+            raise MalformedResponseError("GraphQL answered without data")
 
     def _error(self, errors: list) -> Exception:
         """The exception for a GraphQL `errors` list: rate limit > auth > server > other."""
@@ -247,10 +282,11 @@ class FirefliesClient:
         described = "; ".join(
             f"{message} ({code})" if code else message for code, _, message, _ in found
         )
+        if all(code == "object_not_found" for code, _, _, _ in found):
+            return TranscriptNotFound(f"{self.label}: {described}")
         if all(code in SERVER_CODES or (status or 0) >= 500 for code, status, _, _ in found):
-            # MalformedResponseError is the body_error hook's way of saying "transient: retry"
-            return MalformedResponseError(f"{self.label}: Fireflies server error: {described}")
-        return SourceError(f"{self.label}: GraphQL error: {described}")
+            return TransientError(f"Fireflies server error: {described}")
+        return SourcePermanentError(f"{self.label}: GraphQL error: {described}")
 
 
 def _parse_error(error: Any) -> tuple[str, int | None, str, dict]:

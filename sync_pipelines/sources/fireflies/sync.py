@@ -11,9 +11,20 @@ setting) is picked up when that day is re-run; a re-run keeps every doc_id.
   `lookback_hours` (default 6) to the present. Re-read meetings keep their doc_ids.
 The returned high-water mark is min(window end, now).
 
-Limitations: a transcript processed more than `lookback_hours` after its start (or after its
-day was last re-run) is seen only by re-running that day; a meeting deleted while the listing
-is paged can shift a later meeting out of view for that run (the next run sees it).
+Not-ready meetings (the pending rule, sources/pending.py): the listing also holds meetings
+whose transcript is still processing (`meeting_info.summary_status` "processing", no
+sentences yet). Such a meeting is not written but returned as pending; the asset stores the
+connection's pending list and hands it to the next run, which fetches each one again by id
+(`transcript(id:)`), whatever day that run covers, and writes it once it is ready (on the
+partition of the run that writes it). After pending.MAX_WAIT_S (7 days) it is written as it is,
+with `transcript_missing: true`, and counted. A pending meeting deleted meanwhile is dropped
+and counted (`meetings_vanished`). Only "processing" waits: "failed" or "skipped" summaries
+will not come, so those meetings are written with what they have.
+
+Limitations: a meeting that is not listed at all until processed more than `lookback_hours`
+after its start (or after its day was last re-run) is seen only by re-running that day; a
+meeting deleted while the listing is paged can shift a later meeting out of view for that run
+(the next run sees it).
 
 Sharing (`access`): Fireflies' `privacy` decides who may read a meeting. `teammates` and
 `teammates_and_participants` are shared company-wide -> ("all",); `owner` -> the organizer;
@@ -33,6 +44,7 @@ every issue-key-shaped word counts.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -41,6 +53,7 @@ from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
 from sync_pipelines.sources.fireflies.client import SOURCE, FirefliesClient
+from sync_pipelines.sources.pending import PendingItem, PendingTracker
 
 COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
 OWNER_ONLY = frozenset({"owner"})
@@ -126,6 +139,10 @@ class FirefliesSyncResult:
     meetings_private: int = 0
     sentences: int = 0
     meetings_tagged: int = 0
+    meetings_refetched: int = 0  # pending meetings fetched again by id
+    meetings_vanished: int = 0  # pending meetings Fireflies no longer has
+    pending: list[PendingItem] = field(default_factory=list)
+    given_up: list[PendingItem] = field(default_factory=list)
 
 
 def _iso(epoch: float) -> str:
@@ -171,7 +188,11 @@ class FirefliesSync:
         self.tagger = ProjectTagger(options.project_keywords)
 
     def run(
-        self, window: SyncWindow, high_water_mark: float | None, now: float | None = None
+        self,
+        window: SyncWindow,
+        high_water_mark: float | None,
+        now: float | None = None,
+        pending: Sequence[PendingItem] = (),
     ) -> FirefliesSyncResult:
         now = clock.now_epoch() if now is None else now
         latest = min(window.end_epoch, now)
@@ -182,23 +203,47 @@ class FirefliesSync:
         result = FirefliesSyncResult(
             documents=[], high_water_mark=latest, mode="incremental" if incremental else "full"
         )
-        if since >= latest:
-            return result
-        for transcript in self.client.transcripts(since, latest):
-            result.meetings_fetched += 1
-            date = _date(transcript)
-            if not since <= date < latest:  # toDate is inclusive; the window end is not
-                continue
-            doc = self.document(transcript, date)
-            result.documents.append(doc)
-            result.sentences += len(transcript.get("sentences") or [])
-            result.meetings_tagged += bool(doc.metadata["project_tags"])
-            if doc.access == (ACCESS_ALL,):
-                result.meetings_shared += 1
+        tracker = PendingTracker(pending, now)
+        if since < latest:
+            for transcript in self.client.transcripts(since, latest):
+                result.meetings_fetched += 1
+                date = _date(transcript)
+                if since <= date < latest:  # toDate is inclusive; the window end is not
+                    self._take(transcript, date, tracker, result)
+        for item in tracker.unseen():
+            result.meetings_refetched += 1
+            transcript = self.client.transcript(item.id)
+            if transcript is None:
+                tracker.vanished(item)
+                result.meetings_vanished += 1
             else:
-                result.meetings_private += 1
+                self._take(transcript, _date(transcript), tracker, result)
+        result.pending, result.given_up = tracker.waiting, tracker.given_up
         result.documents.sort(key=lambda d: (d.timestamp_epoch, d.doc_id))
         return result
+
+    def _take(
+        self, transcript: dict, date: float, tracker: PendingTracker, result: FirefliesSyncResult
+    ) -> None:
+        """Write a finished meeting; remember one still processing, or write it flagged once
+        it has waited long enough."""
+        meeting_id = str(transcript["id"])
+        processing = is_processing(transcript)
+        if processing and tracker.wait(meeting_id, self.doc_id(meeting_id), date):
+            return
+        if not processing:
+            tracker.resolved(self.doc_id(meeting_id))
+        doc = self.document(transcript, date)
+        result.documents.append(doc)
+        result.sentences += len(transcript.get("sentences") or [])
+        result.meetings_tagged += bool(doc.metadata["project_tags"])
+        if doc.access == (ACCESS_ALL,):
+            result.meetings_shared += 1
+        else:
+            result.meetings_private += 1
+
+    def doc_id(self, meeting_id: str) -> str:
+        return Document.make_id(SOURCE, self.connection_id, meeting_id)
 
     def document(self, transcript: dict, date: float) -> Document:
         meeting_id = str(transcript["id"])
@@ -218,8 +263,11 @@ class FirefliesSync:
         lines = transcript_lines(sentences)
         duration = _number(transcript.get("duration"))
         text = self._header(title, date, duration, organizer, names, emails, summary)
+        missing = is_processing(transcript)
         if lines:
             text += "\n\nTranscript:\n" + "\n".join(lines)
+        elif missing:
+            text += "\n\nTranscript: not available (Fireflies was still processing it)."
         # What was said and written, without people's names (a surname is not a keyword).
         content = "\n".join(
             [title, _text(summary.get("overview")), _text(summary.get("action_items"))]
@@ -229,7 +277,7 @@ class FirefliesSync:
         issue_keys = self.tagger.issue_keys(content)
         access = access_of(transcript, emails, organizer)
         return Document(
-            doc_id=Document.make_id(SOURCE, self.connection_id, meeting_id),
+            doc_id=self.doc_id(meeting_id),
             source=SOURCE,
             connection=self.connection_id,
             title=title,
@@ -251,6 +299,7 @@ class FirefliesSync:
                 "timestamp_epoch": date,
                 "access": list(access),
                 "privacy": _text(transcript.get("privacy")),
+                "transcript_missing": missing,
             },
         )
 
@@ -276,6 +325,12 @@ class FirefliesSync:
             else "",
         ]
         return "\n".join(p for p in parts if p)
+
+
+def is_processing(transcript: dict) -> bool:
+    """Fireflies has not finished the meeting: no sentences or summary yet."""
+    info = transcript.get("meeting_info")
+    return isinstance(info, dict) and info.get("summary_status") == "processing"
 
 
 def _number(value: object) -> float:

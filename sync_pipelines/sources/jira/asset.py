@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext
 
 from sync_pipelines.connections import Connection
 from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.sources.base import SourceSpec, SyncOutcome, build_source_asset
+from sync_pipelines.sources.base import Previous, SourceSpec, SyncOutcome, build_source_asset
 from sync_pipelines.sources.jira.sync import SOURCE, JiraOptions, JiraSync
 
 
@@ -12,12 +12,14 @@ def sync_jira(
     context: AssetExecutionContext,
     connection: Connection,
     window: SyncWindow,
-    high_water_mark: float | None,
+    previous: Previous,
 ) -> SyncOutcome:
     options = JiraOptions.from_connection(connection.options)
     client = context.resources.jira.client_for(connection)
     try:
-        result = JiraSync(client, options, connection.id).run(window, high_water_mark)
+        result = JiraSync(client, options, connection.id).run(
+            window, previous.high_water_mark
+        )
     finally:
         client.close()
     return SyncOutcome.from_result(result, client.stats)

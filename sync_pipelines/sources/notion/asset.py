@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext
 
 from sync_pipelines.connections import Connection
 from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.sources.base import SourceSpec, SyncOutcome, build_source_asset
+from sync_pipelines.sources.base import Previous, SourceSpec, SyncOutcome, build_source_asset
 from sync_pipelines.sources.notion.sync import SOURCE, NotionSync
 
 
@@ -12,12 +12,12 @@ def sync_notion(
     context: AssetExecutionContext,
     connection: Connection,
     window: SyncWindow,
-    high_water_mark: float | None,
+    previous: Previous,
 ) -> SyncOutcome:
     resource = context.resources.notion
     with resource.client_for(connection) as client:
         result = NotionSync(client, connection.id, max_workers=resource.max_workers).run(
-            window, high_water_mark
+            window, previous.high_water_mark
         )
     return SyncOutcome.from_result(result, client.stats)
 

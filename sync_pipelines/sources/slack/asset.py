@@ -4,8 +4,9 @@
 from dagster import AssetExecutionContext
 
 from sync_pipelines.connections import Connection
+from sync_pipelines.documents import Document
 from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.sources.base import SourceSpec, SyncOutcome, build_source_asset
+from sync_pipelines.sources.base import Previous, SourceSpec, SyncOutcome, build_source_asset
 from sync_pipelines.sources.slack.sync import SOURCE, SlackOptions, SlackSync
 
 
@@ -13,15 +14,20 @@ def sync_slack(
     context: AssetExecutionContext,
     connection: Connection,
     window: SyncWindow,
-    high_water_mark: float | None,
+    previous: Previous,
 ) -> SyncOutcome:
     resource = context.resources.slack
     options = SlackOptions.from_connection(connection.options)
     client = resource.client_for(connection)
     result = SlackSync(client, options, max_workers=resource.max_workers).run(
-        window, high_water_mark
+        window, previous.high_water_mark
     )
     return SyncOutcome.from_result(result, client.stats)
+
+
+def partition_time(doc: Document) -> float:
+    """A reply belongs to its parent's day (sync.py), so it counts there."""
+    return float(doc.metadata.get("thread_ts") or doc.timestamp_epoch)
 
 
 slack_asset = build_source_asset(
@@ -35,5 +41,6 @@ slack_asset = build_source_asset(
         ),
         sync=sync_slack,
         kinds=frozenset({"slack"}),
+        partition_time=partition_time,
     )
 )
