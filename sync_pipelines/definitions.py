@@ -2,8 +2,9 @@
 
 Resources are picked from environment variables (see the README's configuration table), so
 the same code runs on the sandbox, on a laptop and in production. Nothing here needs a
-credential to load: an unconfigured source shows in the UI and fails its runs with a message
-saying what to set.
+credential to load: an unconfigured source shows in the UI, says on its asset page that it
+has no active connection (read once at load, see catalog.py), and fails its runs with a
+message saying what to set.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from dagster import (
 )
 
 from sync_pipelines.alerts import AlertsResource, build_alerts_sensor
-from sync_pipelines.freshness import build_freshness_checks, build_freshness_sensor
+from sync_pipelines.catalog import connection_hints, index_metadata, with_metadata
+from sync_pipelines.dead_runs import dead_run_reaper
 from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
-from sync_pipelines.source_table import entry
+from sync_pipelines.source_table import SourceEntry, entry
 from sync_pipelines.sources.fireflies.asset import fireflies_asset
 from sync_pipelines.sources.fireflies.client import DEFAULT_BASE_URL as FIREFLIES_DEFAULT_BASE_URL
 from sync_pipelines.sources.fireflies.client import FirefliesResource
@@ -41,9 +43,15 @@ from sync_pipelines.sources.slack.client import SlackResource
 from sync_pipelines.sources.tempo.asset import tempo_asset
 from sync_pipelines.sources.tempo.client import TempoResource
 
-SOURCE_ASSETS = [slack_asset, jira_asset, notion_asset, fireflies_asset, tempo_asset]
-SOURCE_NAMES = [a.key.to_user_string() for a in SOURCE_ASSETS]
-vector_index = build_vector_index(SOURCE_ASSETS)
+_BUILT = {
+    a.key.to_user_string(): a
+    for a in [slack_asset, jira_asset, notion_asset, fireflies_asset, tempo_asset]
+}
+SOURCE_NAMES = list(_BUILT)
+# As loaded: each source's page says whether the registry had an active connection for it.
+_HINTS = connection_hints(SOURCE_NAMES)
+SOURCE_ASSETS = [with_metadata(a, {"connections": _HINTS[name]}) for name, a in _BUILT.items()]
+slack_asset, jira_asset, notion_asset, fireflies_asset, tempo_asset = SOURCE_ASSETS
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -119,14 +127,22 @@ def build_resources() -> dict:
     }
 
 
-source_sync_jobs = [
-    define_asset_job(
-        f"{name}_sync",
+def source_sync_job(row: SourceEntry, asset):
+    """`<source>_sync`: what the source's schedule launches, so the runs list names a target."""
+    return define_asset_job(
+        f"{row.name}_sync",
         selection=AssetSelection.assets(asset),
-        description=f"Sync {name} for the chosen partitions (day range × connection).",
+        description=f"Sync {row.name} for the chosen partitions (day range × connection).",
+        tags={"sync/source": row.name, "sync/group": row.group},
     )
-    for name, asset in zip(SOURCE_NAMES, SOURCE_ASSETS)
-]
+
+
+resources = build_resources()
+vector_index = with_metadata(
+    build_vector_index(SOURCE_ASSETS),
+    index_metadata(resources["embedder"], resources["vector_store"]),
+)
+source_sync_jobs = [source_sync_job(entry(n), a) for n, a in zip(SOURCE_NAMES, SOURCE_ASSETS)]
 vector_index_job = define_asset_job(
     "vector_index_update", selection=AssetSelection.assets(vector_index)
 )
@@ -138,20 +154,15 @@ vector_index_automation = AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
 )
 
-freshness_checks = build_freshness_checks(SOURCE_ASSETS)
-
 defs = Definitions(
     assets=[*SOURCE_ASSETS, vector_index],
-    asset_checks=freshness_checks,
     jobs=[*source_sync_jobs, vector_index_job],
-    schedules=[
-        build_source_schedule(entry(name), asset) for name, asset in zip(SOURCE_NAMES, SOURCE_ASSETS)
-    ],
+    schedules=[build_source_schedule(entry(n), j) for n, j in zip(SOURCE_NAMES, source_sync_jobs)],
     sensors=[
         build_connections_sensor(SOURCE_NAMES),
         vector_index_automation,
-        build_freshness_sensor(freshness_checks),
         build_alerts_sensor(SOURCE_NAMES),
+        dead_run_reaper,
     ],
-    resources=build_resources(),
+    resources=resources,
 )

@@ -1,37 +1,23 @@
-"""Freshness checks from the source table: a source is stale when it has not materialized
-for its limit (Slack 30 min, Jira 60, the rest 120). Evaluated by a running sensor; failures
-show on the asset in the UI and feed the alert sensor."""
+"""Freshness policies from the source table: a source is stale when it has not materialized
+for its limit (Slack 30 min, Jira 60, the rest 120).
+
+Dagster's own freshness evaluation (the daemon's FRESHNESS_DAEMON, every 30 s) turns the
+policy into the asset's freshness state (PASS / FAIL, UNKNOWN before the first
+materialization), shown on the asset page, and records every change as a
+FRESHNESS_STATE_CHANGE event; the `failure_alerts` sensor reads those states and posts to
+Slack. The policy is per asset: any connection's materialization counts.
+"""
 
 from datetime import timedelta
-from typing import Sequence
 
-from dagster import (
-    AssetChecksDefinition,
-    AssetsDefinition,
-    DefaultSensorStatus,
-    build_last_update_freshness_checks,
-    build_sensor_for_freshness_checks,
-)
+from dagster import FreshnessPolicy
 
 from sync_pipelines.source_table import entry
 
 
-def build_freshness_checks(assets: Sequence[AssetsDefinition]) -> list[AssetChecksDefinition]:
-    checks: list[AssetChecksDefinition] = []
-    for asset in assets:
-        limit = entry(asset.key.to_user_string()).freshness_minutes
-        checks.extend(
-            build_last_update_freshness_checks(
-                assets=[asset], lower_bound_delta=timedelta(minutes=limit)
-            )
-        )
-    return checks
-
-
-def build_freshness_sensor(checks: Sequence[AssetChecksDefinition]):
-    return build_sensor_for_freshness_checks(
-        freshness_checks=checks,
-        name="freshness_checks_sensor",
-        minimum_interval_seconds=120,
-        default_status=DefaultSensorStatus.RUNNING,
+def freshness_policy(source: str) -> FreshnessPolicy:
+    """FAIL once `source` has not materialized for its table limit. No warn window: with a
+    15-min cadence, a warning before the 30-min limit would flicker on every ordinary run."""
+    return FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=entry(source).freshness_minutes)
     )

@@ -1,4 +1,4 @@
-"""Staggered schedules generated from the source table.
+"""Staggered schedules generated from the source table, one per `<source>_sync` job.
 
 Each tick requests today's partition (and yesterday's during the first hour after midnight, so
 the closed day gets its last changes) for every active connection, with run keys that make a
@@ -7,9 +7,9 @@ and says why in the tick's skip reason, which the UI shows.
 """
 
 from datetime import timedelta, timezone
+from typing import TYPE_CHECKING
 
 from dagster import (
-    AssetsDefinition,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
@@ -21,6 +21,11 @@ from sync_pipelines.connections import RegistryError
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry
 from sync_pipelines.source_table import SourceEntry
+
+if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export the type
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 YESTERDAY_GRACE = timedelta(hours=1)
 
@@ -34,15 +39,18 @@ def partition_days(scheduled_at) -> list[str]:
     return days
 
 
-def build_source_schedule(entry: SourceEntry, asset: AssetsDefinition):
+def build_source_schedule(entry: SourceEntry, job: "UnresolvedAssetJobDefinition"):
+    """The schedule of `entry`, launching its runs as `job` (named, so the runs list shows a
+    target rather than an anonymous asset job)."""
+
     @schedule(
         name=f"{entry.name}_schedule",
         cron_schedule=entry.cron,
         execution_timezone="UTC",
-        target=asset,
+        job=job,
         default_status=DefaultScheduleStatus.RUNNING,
         description=(
-            f"Every {entry.cadence_minutes} min (cron '{entry.cron}'): today's {entry.name} "
+            f"{entry.cadence.capitalize()} (cron '{entry.cron}' UTC): today's {entry.name} "
             "partition of each active connection, and yesterday's just after midnight."
         ),
     )

@@ -1,7 +1,7 @@
-"""One table of sources: cadence, stagger, pool, freshness limit and on/off switch.
+"""One table of sources: cadence, stagger, pool, freshness limit, API docs and on/off switch.
 
-Schedules, freshness checks and concurrency pools are generated from it, so adding a source
-is one row here plus its module. Cadences follow the design (Slack 15 min, Jira 30, the other
+Jobs, schedules, freshness policies, concurrency pools and the asset pages' definition
+metadata are generated from it, so adding a source is one row here plus its module. Cadences follow the design (Slack 15 min, Jira 30, the other
 knowledge sources hourly); offsets stagger the starts so sources don't hit the machine, the
 database and their APIs at the same minute.
 """
@@ -21,11 +21,20 @@ class SourceEntry:
     offset_minutes: int  # minute of the hour (within the cadence) the schedule starts at
     freshness_minutes: int  # stale when not materialized for this long
     group: str = "knowledge"  # "crm" sources share a global run limit
+    docs_url: str = ""  # the vendor API reference the sync is written against
 
     @property
     def pool(self) -> str:
         """Concurrency pool of this source's API (one per API, see dagster.yaml/README)."""
         return f"{self.name}_api"
+
+    @property
+    def cadence(self) -> str:
+        """'every 15 min', 'hourly', 'every 2 h': as the UI and the docs say it."""
+        if self.cadence_minutes < 60:
+            return f"every {self.cadence_minutes} min"
+        hours = self.cadence_minutes // 60
+        return "hourly" if hours == 1 else f"every {hours} h"
 
     @property
     def cron(self) -> str:
@@ -50,11 +59,26 @@ class SourceEntry:
 
 
 SOURCE_TABLE: tuple[SourceEntry, ...] = (
-    SourceEntry("slack", cadence_minutes=15, offset_minutes=1, freshness_minutes=30),
-    SourceEntry("jira", cadence_minutes=30, offset_minutes=5, freshness_minutes=60),
-    SourceEntry("notion", cadence_minutes=60, offset_minutes=11, freshness_minutes=120),
-    SourceEntry("fireflies", cadence_minutes=60, offset_minutes=23, freshness_minutes=120),
-    SourceEntry("tempo", cadence_minutes=60, offset_minutes=41, freshness_minutes=120),
+    SourceEntry(
+        "slack", cadence_minutes=15, offset_minutes=1, freshness_minutes=30,
+        docs_url="https://api.slack.com/methods/conversations.history",
+    ),
+    SourceEntry(
+        "jira", cadence_minutes=30, offset_minutes=5, freshness_minutes=60,
+        docs_url="https://developer.atlassian.com/cloud/jira/platform/rest/v3/",
+    ),
+    SourceEntry(
+        "notion", cadence_minutes=60, offset_minutes=11, freshness_minutes=120,
+        docs_url="https://developers.notion.com/reference/intro",
+    ),
+    SourceEntry(
+        "fireflies", cadence_minutes=60, offset_minutes=23, freshness_minutes=120,
+        docs_url="https://docs.fireflies.ai/",
+    ),
+    SourceEntry(
+        "tempo", cadence_minutes=60, offset_minutes=41, freshness_minutes=120,
+        docs_url="https://apidocs.tempo.io/",
+    ),
 )
 
 

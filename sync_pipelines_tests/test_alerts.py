@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
+import json
+import re
 
 import pytest
 from dagster import (
-    AssetCheckResult,
-    AssetSelection,
+    AssetKey,
     DagsterRun,
     Definitions,
     Failure,
     MaterializeResult,
-    MetadataValue,
     asset,
-    asset_check,
-    build_last_update_freshness_checks,
     build_sensor_context,
     instance_for_test,
     materialize,
 )
+from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 
+from sync_pipelines import clock
 from sync_pipelines.alerts import AlertsResource, build_alerts_sensor, scrub_secrets
 from sync_pipelines.alerts import sensor as sensor_module
 from sync_pipelines.alerts import signals as signals_module
@@ -30,6 +28,11 @@ from sync_pipelines.alerts.signals import RetryFate, retry_fate
 from sync_pipelines.partitions import connections_partitions_name, partition_key, source_partitions
 from sync_pipelines.sandbox import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import BAD_TOKEN_ENV, GOOD_TOKEN_ENV, day
+from sync_pipelines_tests.freshness_daemon import (
+    freshness_daemon,
+    freshness_state,
+    store_materialization,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -297,49 +300,83 @@ def test_vector_index_failure_and_recovery(harness, tick):
     assert "*vector_index* recovered" in recovery and f"/runs/{ok.run_id}" in recovery
 
 
-def check_run(harness, checks, assets):
-    return materialize(
-        [*checks, *(a.to_source_asset() for a in assets)],
-        selection=AssetSelection.all_asset_checks(),
-        instance=harness.instance,
-    )
-
-
-def test_real_freshness_check_alerts_once_and_recovers(harness, tick):
-    from sync_pipelines.definitions import slack_asset
-
-    checks = build_last_update_freshness_checks(
-        assets=[slack_asset], lower_bound_delta=timedelta(minutes=30)
-    )
-    for _ in range(3):
-        check_run(harness, checks, [slack_asset])
-        tick()
-    harness.sync_slack([day(0)])
-    check_run(harness, checks, [slack_asset])
-    tick()
-    stale, fresh = (m["text"] for m in tick.posted)
-    assert stale.startswith(":warning: *slack* is stale:") and "(limit 30 min)" in stale
-    assert "freshness_check" in stale and f"{UI}/assets/slack" in stale
-    assert "*slack* is fresh again" in fresh
-
-
-def test_stale_message_says_how_long(harness, tick):
-    from sync_pipelines.definitions import slack_asset
-
-    @asset_check(asset=slack_asset, name="freshness_check")
-    def stale_check():
-        return AssetCheckResult(
-            passed=False,
-            metadata={
-                "dagster/last_updated_timestamp": MetadataValue.timestamp(time.time() - 47 * 60),
-                "dagster/freshness_params": {"lower_bound_delta_seconds": 1800.0},
-            },
+def report_freshness(instance, asset: str, new: str, previous: str = "UNKNOWN") -> None:
+    """A freshness state change recorded exactly as the daemon records it
+    (dagster/_daemon/freshness.py: a runless FreshnessStateChange event)."""
+    instance._report_runless_asset_event(  # the daemon's own (private) call
+        FreshnessStateChange(
+            key=AssetKey(asset),
+            new_state=FreshnessState(new),
+            previous_state=FreshnessState(previous),
+            state_change_timestamp=clock.now_epoch(),
         )
+    )
 
-    check_run(harness, [stale_check], [slack_asset])
+
+def minutes_stale(text: str) -> int:
+    return int(re.search(r"not updated for (\d+) min", text).group(1))
+
+
+def test_real_freshness_evaluation_alerts_once_and_recovers(harness, tick):
+    """Dagster's freshness daemon over the real definitions: slack unmaterialized for 31 min
+    fails its 30-min policy, one alert however many ticks; a sync makes it pass, one recovery.
+    jira never materialized (state UNKNOWN) stays quiet."""
+    store_materialization(harness.instance, "slack", f"acme|{day(-1)}", clock.now_epoch() - 31 * 60)
+    with freshness_daemon(harness.instance) as evaluate:
+        evaluate()
+        assert freshness_state(harness.instance, "slack") == "FAIL"
+        assert freshness_state(harness.instance, "jira") == "UNKNOWN"
+        for _ in range(3):
+            tick()
+            evaluate()
+        harness.sync_slack([day(0)])
+        evaluate()
+        assert freshness_state(harness.instance, "slack") == "PASS"
+        tick()
+        tick()
+    stale, fresh = (m["text"] for m in tick.posted)
+    assert stale.startswith(":warning: *slack* is stale: not updated for ")
+    assert minutes_stale(stale) >= 31 and "(limit 30 min)" in stale
+    assert f"<{UI}/assets/slack|open in Dagster>" in stale
+    assert fresh.startswith(":large_green_circle: *slack* is fresh again (stale since ")
+
+
+def test_freshness_states_alert_per_stale_streak(harness, tick):
+    instance = harness.instance
+    store_materialization(instance, "slack", f"acme|{day(-1)}", clock.now_epoch() - 47 * 60)
+    report_freshness(instance, "slack", "FAIL", previous="PASS")
+    report_freshness(instance, "jira", "WARN", previous="PASS")
     tick()
-    (message,) = tick.posted
-    assert "*slack* is stale: not updated for 47 min (limit 30 min)" in message["text"]
+    tick()
+    (alert,) = (m["text"] for m in tick.posted)
+    assert minutes_stale(alert) >= 47 and "(limit 30 min)" in alert and "jira" not in alert
+
+    report_freshness(instance, "slack", "UNKNOWN", previous="FAIL")  # says nothing either way
+    tick()
+    report_freshness(instance, "slack", "FAIL", previous="UNKNOWN")  # same streak, no repeat
+    tick()
+    assert len(tick.posted) == 1
+    report_freshness(instance, "slack", "PASS", previous="FAIL")
+    tick()
+    tick()
+    assert len(tick.posted) == 2 and "*slack* is fresh again" in tick.posted[1]["text"]
+    report_freshness(instance, "slack", "FAIL", previous="PASS")
+    tick()
+    assert len(tick.posted) == 3 and "*slack* is stale" in tick.posted[2]["text"]
+
+
+def test_alert_opened_by_a_freshness_check_recovers_once(harness, tick):
+    """A cursor written while alerts read freshness checks: its open alert is the same alert."""
+    data = json.loads(tick.cursor)
+    data["open"] = {"freshness:slack:freshness_check": {"run_id": "", "at": clock.now_epoch()}}
+    tick.cursor = json.dumps(data)
+    report_freshness(harness.instance, "slack", "FAIL", previous="PASS")
+    tick()
+    assert tick.posted == []
+    report_freshness(harness.instance, "slack", "PASS", previous="FAIL")
+    tick()
+    (recovery,) = (m["text"] for m in tick.posted)
+    assert "*slack* is fresh again" in recovery
 
 
 def test_sensor_and_resource_load_in_definitions():

@@ -1,21 +1,22 @@
-"""Schedules, freshness checks and the metrics table generated from the source table."""
+"""Jobs, schedules, freshness policies and the metrics table generated from the source
+table."""
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import (
-    AssetMaterialization,
-    build_last_update_freshness_checks,
-    build_schedule_context,
-    instance_for_test,
-)
+from dagster import Definitions, build_schedule_context, instance_for_test
 
+from sync_pipelines import clock
 from sync_pipelines.metrics import metrics_table
 from sync_pipelines.resources import ConnectionRegistry
 from sync_pipelines.schedules import partition_days
 from sync_pipelines.source_table import SOURCE_TABLE, SourceEntry
 from sync_pipelines_tests.conftest import day
+from sync_pipelines_tests.freshness_daemon import (
+    freshness_daemon,
+    freshness_state,
+    store_materialization,
+)
 
 
 def test_table_follows_the_design_and_staggers_starts():
@@ -91,7 +92,7 @@ def test_schedule_requests_each_active_connection_once(tmp_path, slack_schedule,
 def test_schedule_waits_for_missing_partitions(tmp_path, slack_schedule, instance):
     registry = tmp_path / "connections.yaml"
     registry.write_text("connections:\n  - {id: acme, source: slack}\n")
-    requests, skip = tick(slack_schedule, instance, registry, datetime.now(timezone.utc))
+    requests, skip = tick(slack_schedule, instance, registry, clock.now())
     assert not requests and "do not exist yet" in skip
 
 
@@ -102,53 +103,60 @@ def test_disabled_or_unconfigured_source_requests_nothing_and_says_why(
     registry.write_text("connections:\n  - {id: acme, source: slack}\n")
     instance.add_dynamic_partitions("slack_connections", ["acme"])
     monkeypatch.setenv("SYNC_DISABLED_SOURCES", "jira, slack")
-    requests, skip = tick(slack_schedule, instance, registry, datetime.now(timezone.utc))
+    requests, skip = tick(slack_schedule, instance, registry, clock.now())
     assert not requests and "disabled by SYNC_DISABLED_SOURCES" in skip
 
     monkeypatch.delenv("SYNC_DISABLED_SOURCES")
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    registry.write_text("connections: []\n")
-    requests, skip = tick(slack_schedule, instance, registry, datetime.now(timezone.utc))
+    registry.write_text("connections:\n  - {id: acme, source: slack, active: false}\n")
+    requests, skip = tick(slack_schedule, instance, registry, clock.now())
     assert not requests and "no active connection" in skip
 
 
-def test_freshness_checks_carry_the_table_limits():
-    from sync_pipelines.definitions import freshness_checks
+def test_schedules_launch_the_named_sync_jobs(harness):
+    """Scheduled runs show `<source>_sync` as their target, not an anonymous asset job."""
+    from sync_pipelines.definitions import SOURCE_NAMES, defs
 
-    by_asset = {}
-    for checks_def in freshness_checks:
-        for spec in checks_def.check_specs:
-            by_asset[spec.asset_key.to_user_string()] = spec.metadata
-    assert set(by_asset) >= {"slack"}
-    assert by_asset["slack"]["dagster/freshness_params"].value["lower_bound_delta_seconds"] == 1800
-
-
-def test_freshness_check_fails_when_stale_and_passes_after_a_run(instance):
-    """The same builder with short limits, so staleness is reached without waiting 30 min: a
-    60 s limit right after a materialization passes, a 1 s limit 1.2 s later fails (neither
-    outcome can be flipped by a slow machine)."""
-    from dagster import Definitions
-
-    from sync_pipelines.definitions import slack_asset
-
-    instance.add_dynamic_partitions("slack_connections", ["acme"])
-
-    def evaluate(limit: timedelta) -> bool:
-        checks = build_last_update_freshness_checks(assets=[slack_asset], lower_bound_delta=limit)
-        defs = Definitions(assets=[slack_asset.to_source_asset()], asset_checks=checks)
-        result = defs.get_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=[], raise_on_error=False
-        )
-        (evaluation,) = result.get_asset_check_evaluations()
-        return evaluation.passed
-
-    assert not evaluate(timedelta(minutes=30)), "never materialized is not fresh"
-    instance.report_runless_asset_event(
-        AssetMaterialization(asset_key=slack_asset.key, partition=f"acme|{day(0)}")
+    for name in SOURCE_NAMES:
+        assert defs.get_schedule_def(f"{name}_schedule").job_name == f"{name}_sync"
+    schedule = defs.get_schedule_def("slack_schedule")
+    requests, _ = tick(schedule, harness.instance, harness.registry, clock.now())
+    request = next(r for r in requests if r.partition_key == f"acme|{day(0)}")
+    job = Definitions(
+        assets=[defs.get_assets_def("slack")], jobs=[schedule.job], resources=harness.resources()
+    ).resolve_job_def(schedule.job_name)
+    result = job.execute_in_process(
+        instance=harness.instance, partition_key=request.partition_key, tags=request.tags
     )
-    assert evaluate(timedelta(seconds=60))
-    time.sleep(1.2)
-    assert not evaluate(timedelta(seconds=1))
+    run = harness.instance.get_run_by_id(result.run_id)
+    assert run.job_name == "slack_sync" and run.tags["sync/connection"] == "acme"
+    (materialization,) = result.asset_materializations_for_node("slack")
+    assert materialization.partition == f"acme|{day(0)}"
+
+
+def test_freshness_policies_carry_the_table_limits():
+    from sync_pipelines.definitions import defs
+
+    for row in SOURCE_TABLE:
+        policy = defs.get_assets_def(row.name).get_asset_spec().freshness_policy
+        assert policy.fail_window.to_timedelta() == timedelta(minutes=row.freshness_minutes)
+    assert defs.get_assets_def("vector_index").get_asset_spec().freshness_policy is None
+
+
+def test_real_freshness_evaluation_applies_each_source_limit(instance):
+    """Dagster's freshness daemon over the real definitions, each source last materialized
+    just past or well within its limit (30 / 60 / 120 min); never materialized is UNKNOWN."""
+    minutes_ago = {"slack": 31, "jira": 61, "notion": 61, "fireflies": 121}
+    for name, minutes in minutes_ago.items():
+        at = clock.now_epoch() - minutes * 60
+        store_materialization(instance, name, f"acme|{day(0)}", at)
+    with freshness_daemon(instance) as evaluate:
+        evaluate()
+    states = {row.name: freshness_state(instance, row.name) for row in SOURCE_TABLE}
+    assert states == {
+        "slack": "FAIL", "jira": "FAIL", "notion": "PASS", "fireflies": "FAIL", "tempo": "UNKNOWN",
+    }
+    assert freshness_state(instance, "vector_index") == "NOT_APPLICABLE"
 
 
 def test_metrics_table_reads_figures_back_from_run_storage(harness):

@@ -12,7 +12,7 @@ from sync_pipelines.alerts.resource import (
 )
 from sync_pipelines.alerts.scrub import scrub_secrets
 from sync_pipelines.alerts.sensor import build_alerts_sensor
-from sync_pipelines.alerts.signals import Signal, freshness_signal
+from sync_pipelines.alerts.signals import Signal, freshness_signals
 from sync_pipelines.alerts.state import AlertState
 
 __all__ = [
@@ -23,6 +23,6 @@ __all__ = [
     "AlertsResource",
     "Signal",
     "build_alerts_sensor",
-    "freshness_signal",
+    "freshness_signals",
     "scrub_secrets",
 ]

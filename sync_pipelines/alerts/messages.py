@@ -32,11 +32,11 @@ def _subject(signal: Signal) -> str:
 
 
 def alert_text(signal: Signal, alerts: AlertsResource) -> str:
-    if signal.check:
+    if signal.freshness:
         return (
             f":warning: *{signal.asset}* is stale: {_detail(signal, alerts)}\n"
-            f"Check `{signal.check}`: <{alerts.asset_url(signal.asset)}|open in Dagster>. "
-            "One alert until it passes again."
+            f"Freshness policy: <{alerts.asset_url(signal.asset)}|open in Dagster>. "
+            "One alert until it is fresh again."
         )
     retried = ""
     if signal.retries:
@@ -53,10 +53,10 @@ def alert_text(signal: Signal, alerts: AlertsResource) -> str:
 
 
 def recovery_text(signal: Signal, problem: Problem, alerts: AlertsResource) -> str:
-    if signal.check:
+    if signal.freshness:
         return (
-            f":large_green_circle: *{signal.asset}* is fresh again: check `{signal.check}` "
-            f"passed (stale since {_when(problem.at)})."
+            f":large_green_circle: *{signal.asset}* is fresh again "
+            f"(stale since {_when(problem.at)})."
         )
     partition = f" for {signal.partition}" if signal.partition else ""
     return (

@@ -43,7 +43,7 @@ class AlertsResource(ConfigurableResource):
         return f"{self.webserver_base_url.rstrip('/')}/runs/{run_id}"
 
     def asset_url(self, asset_key: str) -> str:
-        return f"{self.webserver_base_url.rstrip('/')}/assets/{quote(asset_key)}?view=checks"
+        return f"{self.webserver_base_url.rstrip('/')}/assets/{quote(asset_key)}"
 
     def scrub(self, text: str) -> str:
         return scrub_secrets(text, [self.slack_token, *secret_env_values()])

@@ -1,14 +1,16 @@
-"""The failure-alert sensor: reads finished runs and freshness checks, posts to Slack.
+"""The failure-alert sensor: reads finished runs and the sources' freshness states, posts to
+Slack.
 
 It never requests or re-launches runs (a sensor that re-requests failing partitions is how
 alert storms start). Each tick handles the runs that finished since the cursor, in finish
-order, and stops early, keeping its place, when Slack refuses a post or the per-tick budget is
+order, then the freshness state Dagster's freshness evaluation (the daemon) last recorded per
+source, and stops early, keeping its place, when Slack refuses a post or the per-tick budget is
 spent; the next tick continues from there without repeating what was already sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dagster import (
     DefaultSensorStatus,
@@ -27,11 +29,13 @@ from sync_pipelines.alerts.signals import (
     RunReport,
     Signal,
     finished_runs,
+    freshness_signals,
     latest_storage_id,
     retry_fate,
 )
 from sync_pipelines.alerts.state import AlertState, Problem, Waiting
 from sync_pipelines.index.asset import VECTOR_INDEX
+from sync_pipelines.source_table import entry
 
 MAX_RUNS_PER_TICK = 100
 MAX_POSTS_PER_TICK = 20
@@ -56,7 +60,11 @@ class _Courier:
 
 
 def _tick(
-    context: SensorEvaluationContext, state: AlertState, courier: _Courier, watched: frozenset[str]
+    context: SensorEvaluationContext,
+    state: AlertState,
+    courier: _Courier,
+    watched: frozenset[str],
+    freshness_limits: Mapping[str, int],
 ) -> None:
     instance = context.instance
     retries_enabled = instance.run_retries_enabled
@@ -81,8 +89,6 @@ def _tick(
         run = instance.get_run_by_id(finished.run_id)
         if run is not None:  # deleted since
             report = RunReport(instance, run, ok=finished.ok, at=finished.at)
-            for signal in report.check_signals():
-                state.feed(signal, courier)
             signals = report.run_signals(watched)
             fate = (
                 RetryFate.FINAL
@@ -97,6 +103,9 @@ def _tick(
                     state.feed(signal, courier)
         state.after = finished.storage_id
 
+    for signal in freshness_signals(instance, freshness_limits, now):
+        state.feed(signal, courier)
+
 
 def build_alerts_sensor(
     source_names: Sequence[str],
@@ -104,9 +113,10 @@ def build_alerts_sensor(
     name: str = "failure_alerts",
     minimum_interval_seconds: int = 30,
 ) -> SensorDefinition:
-    """A sensor alerting on failed runs of `source_names` and `index_name` and on failing
-    `freshness*` asset checks, once per failing subject, with one recovery message."""
+    """A sensor alerting on failed runs of `source_names` and `index_name` and on sources
+    failing their freshness policy, once per failing subject, with one recovery message."""
     watched = frozenset([*source_names, index_name])
+    freshness_limits = {name: entry(name).freshness_minutes for name in source_names}
 
     @sensor(
         name=name,
@@ -114,7 +124,8 @@ def build_alerts_sensor(
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Posts to Slack when a source/connection or vector_index run fails after its retries "
-            "or a freshness check fails: one alert until it succeeds again, then one recovery. "
+            "or a source fails its freshness policy (state FAIL, evaluated by the daemon): one "
+            "alert until it succeeds or is fresh again, then one recovery. "
             f"Quiet unless {TOKEN_ENV} is set. Never launches runs."
         ),
     )
@@ -131,7 +142,7 @@ def build_alerts_sensor(
             )
         courier = _Courier(alerts, MAX_POSTS_PER_TICK)
         try:
-            _tick(context, state, courier, watched)
+            _tick(context, state, courier, watched, freshness_limits)
         except AlertDeliveryError as exc:
             context.log.warning(f"{exc}; {courier.sent} sent, retrying the rest next tick")
             return SensorResult(skip_reason=str(exc), cursor=state.to_cursor())

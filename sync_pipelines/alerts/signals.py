@@ -1,8 +1,9 @@
 """What happened, read back from Dagster's own storage and turned into `Signal`s.
 
 A finished run becomes one signal per watched (asset, connection) it planned: ok when the run
-succeeded or materialized every planned partition of that subject, not ok otherwise. A freshness
-check evaluation becomes one signal per (asset, check). Partition keys of the sources are
+succeeded or materialized every planned partition of that subject, not ok otherwise. A source's
+freshness state, as Dagster's freshness evaluation last recorded it, becomes one signal per
+asset (the policy is per asset, not per connection). Partition keys of the sources are
 "<connection>|<YYYY-MM-DD>" (multi-partition keys join dimensions in name order).
 """
 
@@ -10,16 +11,26 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, RunStatusChangeRecordsFilter
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    RunStatusChangeRecordsFilter,
+)
 
 if TYPE_CHECKING:
     from dagster._utils.error import SerializableErrorInfo
 
-FRESHNESS_PREFIX = "freshness"
+# Freshness states (dagster FreshnessState values, not exported) that open / close an alert.
+# WARN, UNKNOWN (never materialized) and NOT_APPLICABLE neither open nor close one.
+STALE = "FAIL"
+FRESH = "PASS"
 # Run-retry tags Dagster sets: on the failed run, and on the retry run.
 WILL_RETRY_TAG = "dagster/will_retry"
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
@@ -47,7 +58,7 @@ class Signal:
     connection: str | None = None
     partition: str | None = None
     detail: str = ""  # not ok: first error line, or how stale
-    check: str | None = None  # freshness signals only
+    freshness: bool = False  # from the asset's freshness state, not from a run
     retries: int = 0
 
 
@@ -140,7 +151,6 @@ class RunReport:
     _TYPES = {
         DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
         DagsterEventType.ASSET_MATERIALIZATION,
-        DagsterEventType.ASSET_CHECK_EVALUATION,
         DagsterEventType.RUN_FAILURE,
     }
 
@@ -191,38 +201,39 @@ class RunReport:
             )
         return signals
 
-    def check_signals(self) -> list[Signal]:
-        """Freshness check evaluations of this run (any asset), one signal each."""
-        signals = []
-        for record, event in self._events(DagsterEventType.ASSET_CHECK_EVALUATION):
-            evaluation = event.event_specific_data
-            if evaluation.check_name.startswith(FRESHNESS_PREFIX):
-                signals.append(freshness_signal(evaluation, self.run.run_id, record.timestamp))
-        return signals
+
+def freshness_signals(
+    instance: DagsterInstance, limits: Mapping[str, int], now: float
+) -> list[Signal]:
+    """One signal per asset of `limits` (name -> freshness limit in minutes) whose recorded
+    freshness state is FAIL (not ok) or PASS (ok); `at` is when it entered that state."""
+    records = instance.get_freshness_state_records([AssetKey(name) for name in limits])
+    signals = []
+    for name in limits:
+        record = records.get(AssetKey(name))
+        state = record.freshness_state.value if record is not None else None
+        if state not in (STALE, FRESH):
+            continue
+        ok = state == FRESH
+        signals.append(
+            Signal(
+                key=f"freshness:{name}",
+                ok=ok,
+                asset=name,
+                run_id="",
+                at=record.updated_at.timestamp(),
+                detail="" if ok else staleness(instance, name, limits[name], now),
+                freshness=True,
+            )
+        )
+    return signals
 
 
-def freshness_signal(evaluation, run_id: str, at: float) -> Signal:
-    """A freshness check evaluation as a signal: stale while it fails, fresh when it passes."""
-    asset = evaluation.asset_key.to_user_string()
-    return Signal(
-        key=f"freshness:{asset}:{evaluation.check_name}",
-        ok=evaluation.passed,
-        asset=asset,
-        run_id=run_id,
-        at=at,
-        detail="" if evaluation.passed else staleness(evaluation, at),
-        check=evaluation.check_name,
-    )
-
-
-def staleness(evaluation, at: float) -> str:
-    """'not updated for 47 min (limit 30 min)' from the metadata freshness checks record."""
-    metadata = evaluation.metadata
-    last = metadata.get("dagster/last_updated_timestamp")
-    params = metadata.get("dagster/freshness_params")
-    if last is not None:
-        text = f"not updated for {max(0, int((at - float(last.value)) // 60))} min"
+def staleness(instance: DagsterInstance, name: str, limit_minutes: int, now: float) -> str:
+    """'not updated for 47 min (limit 30 min)', from the asset's latest materialization."""
+    result = instance.fetch_materializations(AssetKey(name), limit=1)
+    if result.records:
+        text = f"not updated for {max(0, int((now - result.records[0].timestamp) // 60))} min"
     else:
-        text = evaluation.description or "no materialization recorded"
-    limit = (params.value or {}).get("lower_bound_delta_seconds") if params is not None else None
-    return f"{text} (limit {int(float(limit) // 60)} min)" if limit else text
+        text = "no materialization recorded"
+    return f"{text} (limit {limit_minutes} min)"

@@ -1,6 +1,6 @@
 """Alert dedupe state, kept in the sensor's cursor (Dagster's storage, no table of our own).
 
-A subject (source/connection, vector_index, or a freshness check) is *open* from its first
+A subject (source/connection, vector_index, or a source's freshness) is *open* from its first
 not-ok signal until its next ok signal: the first posts an alert, the second a recovery, and
 everything in between stays quiet. State changes only after Slack accepted the message, so a
 failed post is retried on the next tick and a sent one is never repeated.
@@ -44,7 +44,7 @@ class AlertState:
         data = json.loads(cursor)
         return cls(
             after=data.get("after"),
-            open={k: Problem(**v) for k, v in data.get("open", {}).items()},
+            open={_current_key(k): Problem(**v) for k, v in data.get("open", {}).items()},
             waiting={k: Waiting(**v) for k, v in data.get("waiting", {}).items()},
         )
 
@@ -85,3 +85,11 @@ class AlertState:
                 waiting.keys.remove(key)
                 if not waiting.keys:
                     del self.waiting[run_id]
+
+
+def _current_key(key: str) -> str:
+    """Freshness alerts were keyed 'freshness:<asset>:<check>' while they read freshness
+    checks; now 'freshness:<asset>'. Renaming keeps an alert open across the upgrade, so it
+    gets its recovery instead of a second alert."""
+    parts = key.split(":")
+    return ":".join(parts[:2]) if parts[0] == "freshness" and len(parts) == 3 else key

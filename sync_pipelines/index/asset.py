@@ -21,11 +21,13 @@ from dagster import (
     asset,
 )
 
+from sync_pipelines.catalog import asset_owners
 from sync_pipelines.documents import DocumentFiles
+from sync_pipelines.errors import fail_fast
 from sync_pipelines.index.event_cursor import EventCursor, SourceEvent, select_pending
 from sync_pipelines.index.updater import IndexUpdater, latest_versions
 from sync_pipelines.metrics import peak_rss_mb
-from sync_pipelines.sources.base import FILES_KEY
+from sync_pipelines.sources.base import FILES_KEY, SOURCE_RETRY_POLICY
 
 CURSOR_KEY = "source_event_cursor"
 VECTOR_INDEX = "vector_index"
@@ -88,11 +90,16 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
         required_resource_keys={"embedder", "vector_store"},
         kinds={"python", "vectors"},
         pool="vector_index",
+        # What still fails after the clients' retries is retried like the sources' runs; auth
+        # errors and other permanent ones fail at once (fail_fast).
+        retry_policy=SOURCE_RETRY_POLICY,
+        owners=asset_owners(),
         description=(
             "Chunks, embeds and upserts the documents every source landed since the last run; "
             "only new or changed chunks are embedded, vanished chunks are deleted."
         ),
     )
+    @fail_fast
     def vector_index(context: AssetExecutionContext) -> MaterializeResult:
         started = time.monotonic()
         previous = last_cursor(context)
