@@ -1,4 +1,4 @@
-"""`sync-pipelines`: the demo, the sandbox, and search over the index from a shell."""
+"""`sync-pipelines`: the demo, the sandbox, syncing a connection and searching the index."""
 
 from __future__ import annotations
 
@@ -7,27 +7,26 @@ import sys
 
 
 def _query(args: argparse.Namespace) -> int:
-    from sync_pipelines.definitions import embedder_resource, vector_store_resource
-    from sync_pipelines.index.search import search
+    from sync_pipelines.cli_query import run_query
 
-    store_resource = vector_store_resource()
-    matches = search(
-        args.text,
-        embedder_resource().build(),
-        store_resource.build(),
-        top_k=args.top_k,
-        source=args.source,
-        as_user=args.as_user,
-    )
-    if not matches:
-        print("no results")
-        return 0
-    for rank, match in enumerate(matches, 1):
-        meta = match.metadata
-        snippet = " ".join(str(meta.get("text", "")).split())[:160]
-        print(f"{rank}. [{match.score:.3f}] {meta.get('title', '')}  {meta.get('url', '')}")
-        print(f"   {snippet}")
-    return 0
+    return run_query(args.text, args.top_k, args.source, args.as_user, args.json)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from sync_pipelines.cli_sync import run_sync
+
+    return run_sync(args.source, args.connection, args.day, args.start, args.end)
+
+
+def _top_k(value: str) -> int:
+    from sync_pipelines.index.search import MAX_TOP_K, check_top_k
+
+    try:
+        return check_top_k(int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of results from 1 to {MAX_TOP_K}, got {value!r}"
+        ) from None
 
 
 def _metrics(args: argparse.Namespace) -> int:
@@ -69,12 +68,26 @@ def main(argv: list[str] | None = None) -> int:
 
     query = sub.add_parser("query", help="search the vector index")
     query.add_argument("text")
-    query.add_argument("--top-k", type=int, default=5)
+    query.add_argument("--top-k", type=_top_k, default=5, help="results, 1 to 1000 (default 5)")
     query.add_argument("--source", help="only this source (e.g. slack)")
     query.add_argument(
         "--as", dest="as_user", metavar="EMAIL", help="search as this user (default: public only)"
     )
+    query.add_argument("--json", action="store_true", help="print the hits as a JSON list")
     query.set_defaults(func=_query)
+
+    sync = sub.add_parser(
+        "sync",
+        help="sync one connection for a day or a range of days now ($DAGSTER_HOME's instance)",
+        description="Registers the connection's partition if the connections sensor has not "
+        "yet, then materializes the source for the days, at most 11 days per run.",
+    )
+    sync.add_argument("source", help="slack, jira, notion, fireflies or tempo")
+    sync.add_argument("--connection", required=True, help="connection id in the registry")
+    sync.add_argument("--day", metavar="YYYY-MM-DD", help="one UTC day")
+    sync.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first UTC day")
+    sync.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last UTC day (default today)")
+    sync.set_defaults(func=_sync)
 
     metrics = sub.add_parser(
         "metrics", help="figures of the last runs per source, from run storage ($DAGSTER_HOME)"

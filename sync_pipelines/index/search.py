@@ -7,6 +7,16 @@ from sync_pipelines.index.embedders import Embedder
 from sync_pipelines.index.stores.base import Match, SearchFilter, VectorStore
 
 _OVERFETCH = 2  # extra candidates per result, so the post-filter can still fill top_k
+# A reader looks at tens of results; 1,000 (2,000 candidates) stays far below Pinecone's cap
+# of 10,000 per query and costs it one query plus at most 20 metadata fetches.
+MAX_TOP_K = 1_000
+
+
+def check_top_k(top_k: int) -> int:
+    """`top_k` if it is a number of results search can return, else a ValueError saying so."""
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+    return top_k
 
 
 def search(
@@ -24,8 +34,7 @@ def search(
     """
     if not query.strip():
         raise ValueError("search query is empty")
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    check_top_k(top_k)
     identities = [ACCESS_ALL] + ([as_user.strip().lower()] if as_user else [])
     search_filter = SearchFilter(access=identities, source=source)
     vector = embedder.embed([query])[0]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence, TypeVar
+from typing import Callable, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from sync_pipelines.documents import ACCESS_ALL
 
 T = TypeVar("T")
+# Told the records of each upsert request the store accepted, e.g. to record them in the ledger.
+RequestDone = Callable[[Sequence["VectorRecord"]], None]
 
 
 class StoreError(RuntimeError):
@@ -66,8 +68,12 @@ class VectorStore(Protocol):
     def ensure_dimension(self, dim: int) -> None:
         """Create the table/check the index; StoreDimensionError if sizes differ."""
 
-    def upsert(self, records: Sequence[VectorRecord]) -> int:
-        """Insert or overwrite by id; returns the number of requests made."""
+    def upsert(self, records: Sequence[VectorRecord], on_request: RequestDone | None = None) -> int:
+        """Insert or overwrite by id; returns the number of requests made.
+
+        `on_request` gets each request's records as soon as the store accepted them, so a
+        caller can record them before the next request: a kill then loses at most one.
+        """
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove by id (missing ids are fine); returns the number of requests made."""

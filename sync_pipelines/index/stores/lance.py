@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from sync_pipelines.index.stores.base import (
     Match,
+    RequestDone,
     SearchFilter,
     StoreDimensionError,
     VectorRecord,
@@ -50,7 +51,7 @@ class LanceStore:
         if actual != dim:
             raise StoreDimensionError(self.name, actual, dim)
 
-    def upsert(self, records: Sequence[VectorRecord]) -> int:
+    def upsert(self, records: Sequence[VectorRecord], on_request: RequestDone | None = None) -> int:
         latest = list({r.id: r for r in records}.values())  # one row per id: last one wins
         if not latest:
             return 0
@@ -65,6 +66,8 @@ class LanceStore:
                 .execute(_rows(batch, dim, self.name))
             )
             writes += 1
+            if on_request is not None:
+                on_request(batch)
         return writes
 
     def delete(self, ids: Sequence[str]) -> int:
