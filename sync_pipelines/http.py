@@ -1,54 +1,35 @@
 """One HTTP client for every REST/GraphQL source without an SDK of its own (httpx underneath).
 
 It applies the project's rules to every call: a timeout, a rate limiter shared by the
-connection's threads, `Retry-After` honoured on 429 (plus jitter), exponential backoff with
-full jitter on 5xx, timeouts, dropped connections and malformed bodies, no retry on 401/403,
-and errors that name the source and the connection but never a credential.
+connection's threads, and `resilience.call_with_retries` acting on `errors.classify`'s verdict
+(Retry-After honoured on 429; backoff with full jitter on 5xx, timeouts and dropped
+connections; a few retries for bodies that are not JSON; none for 401/403 or other 4xx). Errors
+name the source, the connection, the request and the host, never a credential.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import random
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
-from sync_pipelines import clock
-from sync_pipelines.resilience import (
-    CallStats,
+from sync_pipelines.errors import (
     MalformedResponseError,
-    RateLimiter,
-    SourceAuthError,
-    SourceError,
+    Verdict,
+    final_error,
 )
-
-TRANSIENT_STATUS = {408, 425, 500, 502, 503, 504}
-
-
-class RateLimited(Exception):
-    """A 429, or an API's own rate-limit error in a 200 body (GraphQL); carries the wait."""
-
-    def __init__(self, retry_after: float | None):
-        super().__init__(f"rate limited, retry after {retry_after}")
-        self.retry_after = retry_after
+from sync_pipelines.resilience import CallStats, RateLimiter, call_with_retries
 
 
-class _Transient(Exception):
-    pass
+class HttpStatusError(Exception):
+    """An answer outside 2xx; `errors.classify` reads its status and Retry-After."""
 
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - clock.now_epoch()) if parsed else None
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"HTTP {response.status_code}")
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.body = response.content
 
 
 class HttpSourceClient:
@@ -60,7 +41,8 @@ class HttpSourceClient:
         headers/auth: credentials; they never appear in errors or logs.
         rate_per_s: client-side pacing shared by all threads of this connection (0 = off).
         body_error: optional hook inspecting a decoded 200 body; it may raise RateLimited
-            (GraphQL rate-limit errors) or SourceAuthError / SourceError.
+            (GraphQL rate-limit errors), TransientError, MalformedResponseError, or a final
+            SourceError / SourceAuthError.
     """
 
     def __init__(
@@ -75,6 +57,7 @@ class HttpSourceClient:
         rate_per_s: float = 0.0,
         burst: float | None = None,
         max_attempts: int = 6,
+        max_malformed_attempts: int = 3,
         max_rate_limit_waits: int = 10,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -86,12 +69,18 @@ class HttpSourceClient:
         self.label = f"{source} connection '{connection_id}'"
         self.stats = stats or CallStats()
         self.limiter = RateLimiter(rate=rate_per_s, per=1.0, burst=burst)
-        self.max_attempts = max_attempts
-        self.max_rate_limit_waits = max_rate_limit_waits
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.max_retry_after_s = max_retry_after_s
+        self.retry_limits = {
+            "max_attempts": max_attempts,
+            "max_malformed_attempts": max_malformed_attempts,
+            "max_rate_limit_waits": max_rate_limit_waits,
+            "backoff_s": backoff_s,
+            "max_backoff_s": max_backoff_s,
+            "max_retry_after_s": max_retry_after_s,
+        }
         self.body_error = body_error
+        # Header values and their last word (the token after "Bearer"), and basic-auth parts.
+        values = list((headers or {}).values()) + (list(auth) if isinstance(auth, tuple) else [])
+        self._secrets = values + [v.split()[-1] for v in values if v.split()]
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
@@ -117,66 +106,58 @@ class HttpSourceClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one logical request and return its decoded JSON body, retrying as needed."""
-        failures = rate_waits = 0
-        while True:
-            try:
-                return self._attempt(method, path, **kwargs)
-            except RateLimited as exc:
-                rate_waits += 1
-                self.stats.add(rate_limited=1)
-                if rate_waits > self.max_rate_limit_waits:
-                    raise SourceError(
-                        f"{self.label}: {method} {_path(path)} still rate limited after "
-                        f"{self.max_rate_limit_waits} waits"
-                    ) from exc
-                wait = min(exc.retry_after if exc.retry_after is not None else 1.0,
-                           self.max_retry_after_s)
-                self.stats.add(retries=1, throttle_wait_s=wait)
-                time.sleep(wait + random.uniform(0, 0.25))
-            except _Transient as exc:
-                failures += 1
-                if failures >= self.max_attempts:
-                    raise SourceError(
-                        f"{self.label}: {method} {_path(path)} failed after "
-                        f"{self.max_attempts} attempts: {exc}"
-                    ) from exc.__cause__
-                self.stats.add(retries=1)
-                ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1))
-                time.sleep(random.uniform(0, ceiling))
+        request = self._client.build_request(method, path, **kwargs)
+        where = f"{self.label}: {method} {request.url.path} on {request.url.host}"
 
-    def _attempt(self, method: str, path: str, **kwargs: Any) -> Any:
+        def describe(exc: BaseException, verdict: Verdict, attempts: int) -> BaseException:
+            return final_error(where, exc, verdict, attempts, self._secrets)
+
+        return call_with_retries(
+            lambda: self._attempt(request),
+            stats=self.stats,
+            describe=describe,
+            **self.retry_limits,
+        )
+
+    def _attempt(self, request: httpx.Request) -> Any:
         self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status == 429:
-            raise RateLimited(parse_retry_after(response.headers.get("retry-after")))
-        if status in (401, 403):
-            raise SourceAuthError(
-                f"{self.label}: the API rejected the credentials (HTTP {status} on "
-                f"{method} {_path(path)}); check the secrets the registry names"
-            )
-        if status in TRANSIENT_STATUS:
-            raise _Transient(f"HTTP {status}")
-        if status >= 400:
-            raise SourceError(
-                f"{self.label}: {method} {_path(path)} answered HTTP {status}: "
-                f"{response.text[:300]}"
-            )
-        try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Transient(f"malformed JSON body ({len(response.content)} bytes)") from exc
+        response = self._client.send(request)
+        if not response.is_success:
+            raise HttpStatusError(response)
+        body = json_body(response)
         if self.body_error is not None:
-            try:
-                self.body_error(body)
-            except MalformedResponseError as exc:
-                raise _Transient(str(exc)) from exc
+            self.body_error(body)
         return body
 
 
-def _path(path: str) -> str:
-    """The path of a URL without its query (queries can carry tokens in some APIs)."""
-    return httpx.URL(path).path or path
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON of a 2xx answer; MalformedResponseError if it is not JSON (an HTML
+    login page, a proxy's error page, a body cut off)."""
+    require_json(response)
+    try:
+        return response.json()
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _not_json(response) from exc
+
+
+def require_json(response: Any) -> None:
+    """MalformedResponseError for a 2xx answer whose content type is not JSON.
+
+    Takes an httpx or a requests response; also an httpx response hook and a check in a
+    requests adapter, for SDKs that would otherwise fail on such a body with a parse error
+    that names neither its status nor its content type.
+    """
+    content_type = response.headers.get("content-type", "")
+    if 200 <= response.status_code < 300 and content_type and "json" not in content_type.lower():
+        if isinstance(response, httpx.Response):
+            response.read()  # a hook sees the answer before its body is read
+        raise _not_json(response)
+
+
+def _not_json(response: Any) -> MalformedResponseError:
+    return MalformedResponseError(
+        "the body is not JSON",
+        status=response.status_code,
+        content_type=response.headers.get("content-type"),
+        body=response.content,
+    )

@@ -1,34 +1,44 @@
 """The shared client layer every source uses: rate limiting, retry with backoff, call statistics.
 
-Retries follow one rule everywhere: transient failures (5xx, timeouts, dropped connections,
-malformed bodies) are retried with exponential backoff and full jitter; 429s wait out the
-server's `Retry-After`; authentication and permission errors are never retried, they fail the
-run at once with a message naming the source and the connection.
+`call_with_retries` acts on the one verdict `errors.classify` gives each failure: transient
+failures (5xx, 408/409/425, timeouts, dropped connections) are retried with exponential backoff
+and full jitter, malformed bodies a few times, 429s wait out the server's `Retry-After`, and
+authentication errors and other 4xx fail at once with a message naming the source and the
+connection.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
+from sync_pipelines.errors import (  # re-exported: the sources import them from here
+    MalformedResponseError,
+    SourceAuthError,
+    SourceError,
+    SourcePermanentError,
+    Verdict,
+    classify,
+    retry_after_of,
+)
+
+__all__ = [
+    "CallStats",
+    "MalformedResponseError",
+    "RateLimiter",
+    "SourceAuthError",
+    "SourceError",
+    "SourcePermanentError",
+    "call_with_retries",
+]
 
 T = TypeVar("T")
-
-
-class SourceError(RuntimeError):
-    """A source call failed for good (after retries); the message names source and connection."""
-
-
-class SourceAuthError(SourceError):
-    """Credentials were rejected. Never retried: retrying a bad token only burns rate limit."""
-
-
-class MalformedResponseError(SourceError):
-    """The API answered with something that is not the documented shape. Treated as transient."""
+_sleep = time.sleep  # the one place retries sleep; tests replace it to record the waits
 
 
 class RateLimiter:
@@ -93,32 +103,53 @@ class CallStats:
 def call_with_retries(
     fn: Callable[[], T],
     *,
-    is_transient: Callable[[BaseException], bool],
     stats: CallStats,
+    describe: Callable[[BaseException, Verdict, int], BaseException] | None = None,
     max_attempts: int = 6,
+    max_malformed_attempts: int = 3,
+    max_rate_limit_waits: int = 10,
     backoff_s: float = 0.5,
     max_backoff_s: float = 30.0,
-    describe: Callable[[BaseException], BaseException] | None = None,
+    max_retry_after_s: float = 300.0,
 ) -> T:
-    """Run `fn`, retrying transient failures with exponential backoff and full jitter.
+    """Run `fn`, acting on `errors.classify`'s verdict on each failure.
 
-    `describe` turns the final exception into the one raised (e.g. a SourceError naming the
-    source and connection); permanent errors go through it at once.
+    TRANSIENT: up to `max_attempts` attempts; MALFORMED: up to `max_malformed_attempts` (a
+    login page does not go away in seconds); both wait exponential backoff with full jitter,
+    or the server's Retry-After when it sent one. RATE_LIMITED: the Retry-After (capped, plus
+    jitter), at most `max_rate_limit_waits` times (0 for clients whose SDK or adapter waits out
+    429s itself). AUTH, PERMANENT, UNEXPECTED: at once. The last failure goes through
+    `describe(exc, verdict, attempts)`, e.g. into a SourceError naming the source, the
+    connection and the request.
     """
-
-    def before_sleep(state: RetryCallState) -> None:
-        stats.add(retries=1)
-
-    retrying = Retrying(
-        stop=stop_after_attempt(max_attempts),
-        wait=wait_random_exponential(multiplier=backoff_s, max=max_backoff_s),
-        retry=retry_if_exception(is_transient),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    try:
-        return retrying(fn)
-    except Exception as exc:
-        if describe is None:
-            raise
-        raise describe(exc) from exc
+    budget = {
+        Verdict.TRANSIENT: max_attempts - 1,
+        Verdict.MALFORMED: max_malformed_attempts - 1,
+        Verdict.RATE_LIMITED: max_rate_limit_waits,
+    }
+    failures: Counter[Verdict] = Counter()
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            verdict = classify(exc)
+            failures[verdict] += 1
+            count = failures[verdict]
+            if count > budget.get(verdict, 0):
+                if describe is None:
+                    raise
+                # The description says what failed; only a surprise keeps its cause (an SDK's
+                # exception may quote the request's headers).
+                cause = exc if verdict is Verdict.UNEXPECTED else None
+                raise describe(exc, verdict, sum(failures.values())) from cause
+            asked = retry_after_of(exc)
+            if verdict is Verdict.RATE_LIMITED:
+                wait = min(max_backoff_s, 2.0 ** (count - 1)) if asked is None else asked
+                wait = min(wait, max_retry_after_s) + random.uniform(0, 0.25)
+                stats.add(rate_limited=1, retries=1, throttle_wait_s=wait)
+            else:
+                ceiling = min(max_backoff_s, backoff_s * 2 ** (count - 1))
+                wait = random.uniform(0, ceiling) if asked is None else asked
+                wait = min(wait, max_retry_after_s)
+                stats.add(retries=1)
+            _sleep(wait)

@@ -1,12 +1,24 @@
-"""The shared HTTP client's retry rules, on httpx's mock transport (no sockets, no sleeps wasted)."""
+"""The shared HTTP client's retry rules, on httpx's mock transport (no sockets, no real sleeps)."""
 
 import time
 
 import httpx
 import pytest
 
-from sync_pipelines.http import HttpSourceClient, RateLimited, parse_retry_after
+from sync_pipelines import resilience
+from sync_pipelines.errors import RateLimited, SourcePermanentError, parse_retry_after
+from sync_pipelines.http import HttpSourceClient
 from sync_pipelines.resilience import SourceAuthError, SourceError
+
+LOGIN_PAGE = b"<!doctype html><html><body>Sign in to continue. secret-token</body></html>"
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch) -> list[float]:
+    """The retry layer's sleeps, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(resilience, "_sleep", slept.append)
+    return slept
 
 
 def client(responses, **kwargs):
@@ -30,14 +42,13 @@ def client(responses, **kwargs):
     return c, seen
 
 
-def test_retry_after_is_waited_out():
+def test_retry_after_is_waited_out(waits):
     c, seen = client([
-        httpx.Response(429, headers={"Retry-After": "1"}, json={}),
+        httpx.Response(429, headers={"Retry-After": "7"}, json={}),
         httpx.Response(200, json={"ok": 1}),
     ])
-    started = time.monotonic()
     assert c.get("/x") == {"ok": 1}
-    assert time.monotonic() - started >= 1.0
+    assert len(waits) == 1 and 7 <= waits[0] <= 7.25  # plus jitter
     assert len(seen) == 2 and c.stats.rate_limited == 1 and c.stats.api_calls == 2
 
 
@@ -52,14 +63,22 @@ def test_transient_failures_retried(bad):
     assert len(seen) == 3 and c.stats.retries == 2
 
 
+@pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])
+def test_statuses_that_can_change_are_retried(status):
+    c, seen = client([httpx.Response(status, json={}), httpx.Response(200, json={"ok": 1})])
+    assert c.get("/x") == {"ok": 1}
+    assert len(seen) == 2 and c.stats.retries == 1
+
+
 def test_timeouts_retried_then_reported():
     def timeout(request):
         raise httpx.ReadTimeout("slow", request=request)
 
     c, seen = client([timeout], max_attempts=3)
-    with pytest.raises(SourceError, match=r"jira connection 'acme': GET /x failed after 3 attempts"):
+    with pytest.raises(SourceError, match=r"jira connection 'acme': GET /x on api.test: failed "
+                                          r"after 3 attempts: ReadTimeout") as caught:
         c.get("/x")
-    assert len(seen) == 3
+    assert len(seen) == 3 and not isinstance(caught.value, SourcePermanentError)
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -71,11 +90,35 @@ def test_auth_errors_fail_fast_without_leaking_the_secret(status):
     assert "jira connection 'acme'" in str(info.value) and "secret-token" not in str(info.value)
 
 
-def test_other_client_errors_are_permanent():
-    c, seen = client([httpx.Response(400, text="bad jql")])
-    with pytest.raises(SourceError, match="HTTP 400: bad jql"):
-        c.get("/search")
-    assert len(seen) == 1
+@pytest.mark.parametrize("status", [400, 404, 405, 410, 422])
+def test_answers_that_will_not_change_fail_at_once_naming_the_request(status):
+    c, seen = client([httpx.Response(status, json={"error": "no such thing", "t": "secret-token"})])
+    with pytest.raises(SourcePermanentError) as caught:
+        c.get("/rest/items/7?token=secret-token")
+    message = str(caught.value)
+    assert len(seen) == 1 and c.stats.retries == 0
+    assert message.startswith(f"jira connection 'acme': GET /rest/items/7 on api.test: "
+                              f"HTTP {status}:")
+    assert "no such thing" in message and "secret-token" not in message and "?" not in message
+
+
+def test_html_login_page_with_200_is_retried_a_few_times_then_named():
+    page = httpx.Response(200, content=LOGIN_PAGE, headers={"content-type": "text/html"})
+    c, seen = client([page])
+    with pytest.raises(SourcePermanentError) as caught:
+        c.get("/4/worklogs")
+    message = str(caught.value)
+    assert len(seen) == 3 and c.stats.retries == 2
+    assert "GET /4/worklogs on api.test" in message and "after 3 attempts" in message
+    assert "HTTP 200 (text/html)" in message and "'<!doctype html><html><body>Sign in" in message
+    assert "secret-token" not in message
+
+
+def test_html_page_then_json_succeeds():
+    page = httpx.Response(200, content=LOGIN_PAGE, headers={"content-type": "text/html"})
+    c, seen = client([page, httpx.Response(200, json={"ok": 1})])
+    assert c.get("/x") == {"ok": 1}
+    assert len(seen) == 2
 
 
 def test_body_error_hook_can_signal_rate_limits():
@@ -94,7 +137,7 @@ def test_body_error_hook_can_signal_rate_limits():
 
 def test_rate_limit_waits_are_bounded():
     c, _ = client([httpx.Response(429, headers={"Retry-After": "0"})], max_rate_limit_waits=2)
-    with pytest.raises(SourceError, match="still rate limited after 2 waits"):
+    with pytest.raises(SourceError, match="still rate limited after 3 attempts"):
         c.get("/x")
 
 

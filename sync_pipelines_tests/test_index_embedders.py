@@ -8,20 +8,24 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from sync_pipelines import resilience
+from sync_pipelines.errors import PermanentError
 from sync_pipelines.index.embedders import (
     EmbedderAuthError,
     EmbedderError,
+    EmbedderPermanentError,
     HashingEmbedder,
     OpenAIEmbedder,
     build_embedder,
 )
 from sync_pipelines.index.tokens import TokenCounter
+from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines.sandbox.server import Sandbox
 
 API_KEY = "sk-test-secret-0123456789"
 
@@ -155,6 +159,14 @@ class FakeEmbeddings:
 
 
 @pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The retry layer's sleeps, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(resilience, "_sleep", slept.append)
+    return slept
+
+
+@pytest.fixture
 def fake():
     server = FakeEmbeddings()
     yield server
@@ -232,16 +244,82 @@ def test_401_fails_fast_without_leaking_the_key(fake):
     assert len(fake.requests) == 1  # never retried
 
 
-def test_429_waits_out_retry_after_then_succeeds(fake):
-    fake.failures = [(429, {"Retry-After": "1"})]
-    started = time.monotonic()
-    vectors = embedder(fake).embed(["a", "b"])
-    assert time.monotonic() - started >= 0.9
+def test_429_waits_out_retry_after_then_succeeds(fake, waits):
+    fake.failures = [(429, {"Retry-After": "3"})]
+    e = embedder(fake)
+    vectors = e.embed(["a", "b"])
+    assert len(waits) == 1 and 3 <= waits[0] <= 3.25  # Retry-After, plus jitter
     assert len(fake.requests) == 2 and vectors.shape == (2, 8)
+    assert e.calls.rate_limited == 1
 
 
-def test_persistent_server_errors_surface_after_retries(fake):
+@pytest.mark.parametrize("status", [408, 409, 425, 500, 502])
+def test_statuses_that_can_change_are_retried(fake, waits, status):
+    fake.failures = [(status, {})]
+    assert embedder(fake).embed(["a"]).shape == (1, 8)
+    assert len(fake.requests) == 2
+
+
+def test_persistent_server_errors_surface_after_retries(fake, waits):
     fake.failures = [(503, {"retry-after-ms": "10"})] * 10
-    with pytest.raises(EmbedderError, match="HTTP 503"):
+    with pytest.raises(EmbedderError, match="failed after 3 attempts: HTTP 503") as caught:
         embedder(fake).embed(["a"])
     assert len(fake.requests) == 3  # first try + max_retries=2
+    assert waits == [0.01, 0.01]  # the server's retry-after-ms
+    assert not isinstance(caught.value, PermanentError)  # Dagster may retry the run
+
+
+# --- OpenAIEmbedder against the sandbox's embeddings emulator, through its fault knobs ---------
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def knobs(emulator):
+    emulator.knobs.reset()
+    yield emulator.knobs
+    emulator.knobs.reset()
+
+
+def sandbox_embedder(emulator, **options) -> OpenAIEmbedder:
+    return OpenAIEmbedder(api_key=SANDBOX_OPENAI_KEY, base_url=emulator.openai_base_url,
+                          dimensions=16, counter=TokenCounter(), **options)
+
+
+@pytest.mark.parametrize("garbage", ["malformed", "html"])
+def test_garbage_then_a_good_answer_succeeds(emulator, knobs, waits, garbage):
+    knobs.inject("embeddings", garbage, count=2)
+    e = sandbox_embedder(emulator)
+    assert e.embed(["deploy the sync"]).shape == (1, 16)
+    assert knobs.calls["embeddings"] == 3 and e.calls.retries == 2
+
+
+def test_502_then_garbage_forever_fails_naming_the_server(emulator, knobs, waits):
+    knobs.inject("embeddings", "502")
+    knobs.inject("embeddings", "html", count=100)
+    with pytest.raises(EmbedderPermanentError) as caught:
+        sandbox_embedder(emulator).embed(["deploy the sync"])
+    message = str(caught.value)
+    assert message.startswith(f"embeddings server {emulator.openai_base_url}")
+    assert "malformed answer after 4 attempts" in message  # the 502, then 3 login pages
+    assert "HTTP 200 (text/html" in message and "<title>Sign in</title>" in message
+    assert knobs.calls["embeddings"] == 4
+
+
+def test_a_cut_off_body_forever_fails_naming_the_server(emulator, knobs, waits):
+    knobs.inject("embeddings", "malformed", count=100)
+    with pytest.raises(EmbedderPermanentError, match=r"HTTP 200 \(application/json\): '\{"):
+        sandbox_embedder(emulator).embed(["deploy the sync"])
+    assert knobs.calls["embeddings"] == 3
+
+
+@pytest.mark.parametrize("status", ["400", "404", "422"])
+def test_answers_that_will_not_change_fail_at_once(emulator, knobs, waits, status):
+    knobs.inject("embeddings", status, count=1)  # a retry would succeed
+    with pytest.raises(EmbedderPermanentError, match=f"POST embeddings: HTTP {status}"):
+        sandbox_embedder(emulator).embed(["deploy the sync"])
+    assert knobs.calls["embeddings"] == 1 and waits == []

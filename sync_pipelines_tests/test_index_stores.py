@@ -15,6 +15,8 @@ import numpy as np
 import pinecone
 import pytest
 
+from sync_pipelines import resilience
+from sync_pipelines.errors import PermanentError
 from sync_pipelines.index.embedders import HashingEmbedder
 from sync_pipelines.index.search import search
 from sync_pipelines.index.stores import build_store
@@ -26,8 +28,11 @@ from sync_pipelines.index.stores.base import (
     VectorRecord,
 )
 from sync_pipelines.index.stores.lance import LanceStore
-from sync_pipelines.index.stores import pinecone as pinecone_store
-from sync_pipelines.index.stores.pinecone import PineconeAuthError, PineconeStore
+from sync_pipelines.index.stores.pinecone import (
+    PineconeAuthError,
+    PineconePermanentError,
+    PineconeStore,
+)
 from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
 from sync_pipelines.sandbox.server import Sandbox
 
@@ -361,9 +366,17 @@ def test_pinecone_bad_key_fails_fast_and_names_host_not_key(sandbox):
 
 
 def test_pinecone_bad_request_is_not_retried(pine, sandbox):
-    with pytest.raises(StoreError, match="HTTP 400 to upsert"):
+    with pytest.raises(PineconePermanentError, match="upsert: HTTP 400: .*exceeds the limit"):
         pine.upsert([record("x" * 600, unit(np.random.default_rng(0), DIM))])  # id too long
     assert sandbox.knobs.calls["upsert"] == 1 and pine.retries == 0
+
+
+@pytest.mark.parametrize("status", ["404", "410", "422"])
+def test_pinecone_answers_that_will_not_change_are_not_retried(pine, sandbox, status):
+    sandbox.knobs.inject("describe_index_stats", status, count=1)  # a retry would succeed
+    with pytest.raises(PineconePermanentError, match=f"describe_index_stats: HTTP {status}"):
+        pine.count()
+    assert pine.retries == 0
 
 
 def test_pinecone_429_is_waited_out(pine, sandbox):
@@ -375,13 +388,14 @@ def test_pinecone_429_is_waited_out(pine, sandbox):
 
 
 @pytest.fixture
-def fast_backoff(monkeypatch):
-    """No real sleeping between retries: ours (tenacity) and the SDK's own."""
+def fast_backoff(monkeypatch) -> list[float]:
+    """No real sleeping between retries, ours (recorded) and the SDK's own."""
     from pinecone._internal import http_client
-    from tenacity import wait_none
 
-    monkeypatch.setattr(pinecone_store, "_BACKOFF", wait_none())
+    waits: list[float] = []
+    monkeypatch.setattr(resilience, "_sleep", waits.append)
     monkeypatch.setattr(http_client, "_retry_sleep", lambda seconds: None)
+    return waits
 
 
 def test_pinecone_server_errors_retried_until_they_pass(pine, sandbox, fast_backoff):
@@ -394,6 +408,23 @@ def test_pinecone_persistent_server_errors_give_up_clearly(sandbox, fast_backoff
     sandbox.knobs.reset()
     store = PineconeStore(SANDBOX_PINECONE_KEY, sandbox.pinecone_host, max_attempts=3)
     sandbox.knobs.inject("query", "500", count=100)
-    with pytest.raises(StoreError, match="HTTP 500 to query"):
+    with pytest.raises(StoreError, match="query: failed after 3 attempts: HTTP 500") as caught:
         store.query(np.ones(DIM), 3, SearchFilter(["all"]))
-    assert store.retries == 2
+    assert store.retries == 2 and not isinstance(caught.value, PermanentError)
+
+
+@pytest.mark.parametrize("kind", ["malformed", "html"])
+def test_pinecone_malformed_answers_are_retried_then_succeed(pine, sandbox, fast_backoff, kind):
+    sandbox.knobs.inject("describe_index_stats", kind, count=2)
+    assert pine.count() == 0
+    assert pine.retries == 2 and sandbox.knobs.calls["describe_index_stats"] == 3
+
+
+def test_pinecone_malformed_answers_forever_fail_naming_the_host(pine, sandbox, fast_backoff):
+    sandbox.knobs.inject("describe_index_stats", "html", count=100)
+    with pytest.raises(PineconePermanentError) as caught:
+        pine.count()
+    message = str(caught.value)
+    assert sandbox.pinecone_host in message and "'test': describe_index_stats" in message
+    assert "malformed answer after 3 attempts" in message
+    assert sandbox.knobs.calls["describe_index_stats"] == 3

@@ -11,7 +11,10 @@ from typing import Protocol
 import numpy as np
 import openai
 
+from sync_pipelines.errors import MalformedResponseError, PermanentError, Verdict, final_error
+from sync_pipelines.http import require_json
 from sync_pipelines.index.tokens import TokenCounter, token_counter
+from sync_pipelines.resilience import CallStats, call_with_retries
 
 OPENAI_DEFAULT_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -21,10 +24,15 @@ OPENAI_DEFAULT_DIMENSIONS = {
 
 
 class EmbedderError(RuntimeError):
-    """The embeddings server failed or answered something unusable."""
+    """The embeddings server still failed after retries (5xx, timeouts, 429s)."""
 
 
-class EmbedderAuthError(EmbedderError):
+class EmbedderPermanentError(EmbedderError, PermanentError):
+    """The embeddings server's answer will not change on retry: a 4xx, a malformed body after a
+    few tries, vectors of the wrong size."""
+
+
+class EmbedderAuthError(EmbedderPermanentError):
     """The embeddings server rejected the credentials: retrying cannot help."""
 
 
@@ -126,8 +134,11 @@ class OpenAIEmbedder:
 
     Requests are bounded by input count and by a token budget, and over-long inputs are cut to
     the model's limit with `counter` (tiktoken when cached, else the UTF-8 byte bound, which
-    over-counts and so stays safe). The SDK retries 408/409/429/5xx with backoff, honouring
-    Retry-After; 401/403 fail at once as EmbedderAuthError.
+    over-counts and so stays safe). Failures follow the sources' policy (`errors.classify`,
+    `resilience.call_with_retries`; the SDK's own retries are off, they cannot see malformed
+    bodies): 408/409/425/5xx and timeouts are retried `max_retries` times with backoff and
+    jitter, 429s wait out Retry-After, a body that is not the embeddings JSON is retried a few
+    times; 401/403 fail at once as EmbedderAuthError, other 4xx as EmbedderPermanentError.
     """
 
     def __init__(
@@ -162,8 +173,10 @@ class OpenAIEmbedder:
         self.max_input_tokens = max_input_tokens
         self._dimensions = dimensions
         self._api_key = api_key
+        self.max_retries = max_retries
+        self.calls = CallStats()  # retries and 429 waits
         self._client = openai.OpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
         self.base_url = str(self._client.base_url)
 
@@ -196,39 +209,71 @@ class OpenAIEmbedder:
             yield start, len(tokens)
 
     def _request(self, batch: list[str], estimated_tokens: int) -> np.ndarray:
-        options = {"dimensions": self._dimensions} if self._dimensions else {}
         where = f"embeddings server {self.base_url} (model {self.model!r})"
-        try:
-            response = self._client.embeddings.create(input=batch, model=self.model, **options)
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            message = self._redact(exc.message)
-            raise EmbedderAuthError(
-                f"{where} rejected the API key with HTTP {exc.status_code}: {message}"
-            ) from None
-        except openai.APIStatusError as exc:
-            raise EmbedderError(
-                f"{where} failed with HTTP {exc.status_code}: {self._redact(exc.message)}"
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise EmbedderError(f"{where} could not be reached: {exc}") from exc
+
+        def describe(exc: BaseException, verdict: Verdict, attempts: int) -> Exception:
+            return final_error(
+                f"{where}: POST embeddings",
+                exc,
+                verdict,
+                attempts,
+                [self._api_key],
+                error=EmbedderError,
+                permanent=EmbedderPermanentError,
+                auth=EmbedderAuthError,
+                auth_hint="check the embedder's API key",
+            )
+
+        response, vectors = call_with_retries(
+            lambda: self._embeddings(batch),
+            stats=self.calls,
+            describe=describe,
+            max_attempts=self.max_retries + 1,
+            max_malformed_attempts=min(3, self.max_retries + 1),
+            max_backoff_s=20.0,
+        )
         self.stats.requests += 1
         self.stats.inputs += len(batch)
         usage = getattr(response, "usage", None)  # some compatible servers omit it
         reported = usage.total_tokens if usage is not None else 0
         self.stats.tokens += reported or estimated_tokens
-        data = sorted(response.data, key=lambda d: d.index)
-        if len(data) != len(batch):
-            raise EmbedderError(f"{where} sent {len(data)} embeddings for {len(batch)} inputs")
-        vectors = np.asarray([d.embedding for d in data], dtype=np.float32)
         if vectors.shape[1] != self.dimension:
-            raise EmbedderError(
+            raise EmbedderPermanentError(
                 f"{where} returned {vectors.shape[1]}-dimensional vectors, expected "
                 f"{self.dimension}: set dimensions= to the model's size"
             )
         return vectors
 
-    def _redact(self, message: str) -> str:
-        return message.replace(self._api_key, "***")
+    def _embeddings(self, batch: list[str]):
+        """One request: the parsed response and its vectors in input order, or
+        MalformedResponseError quoting the answer (an HTML page, a cut-off body...)."""
+        options = {"dimensions": self._dimensions} if self._dimensions else {}
+        raw = self._client.embeddings.with_raw_response.create(
+            input=batch, model=self.model, **options
+        )
+        answer = raw.http_response
+        require_json(answer)
+        try:
+            response = raw.parse()
+            data = sorted(response.data, key=lambda d: d.index)
+            vectors = np.asarray([d.embedding for d in data], dtype=np.float32).reshape(
+                len(data), -1
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            problem = f"not an embeddings list ({type(exc).__name__})"
+            raise self._malformed(problem, answer) from exc
+        if len(data) != len(batch):
+            raise self._malformed(f"{len(data)} embeddings for {len(batch)} inputs", answer)
+        return response, vectors
+
+    @staticmethod
+    def _malformed(problem: str, answer) -> MalformedResponseError:
+        return MalformedResponseError(
+            problem,
+            status=answer.status_code,
+            content_type=answer.headers.get("content-type"),
+            body=answer.content,
+        )
 
 
 def build_embedder(kind: str, **options) -> Embedder:

@@ -2,8 +2,9 @@
 
 `Knobs` decides, per request and per route (the vendor's method name: "conversations.history",
 "embeddings", "upsert", ...), whether the request passes; `KnobsMiddleware` applies that decision
-in front of each emulator app, answering in the vendor's own error shape. Benchmarks read the
-per-route counters to report how many calls and 429s a sync cost.
+in front of each emulator app, answering in the vendor's own error shape (or as a gateway in
+front of the vendor would: an HTML page). Benchmarks read the per-route counters to report how
+many calls and 429s a sync cost.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FAULT_KINDS = ("500", "503", "timeout", "malformed")
-INJECT_KINDS = ("429", "401") + FAULT_KINDS
+# Injected only, never drawn at random: what a gateway in front of the vendor answers (a 200
+# HTML login page, a 502 HTML error page) and 4xx answers that will not change on retry.
+GATEWAY_KINDS = ("html", "502")
+PERMANENT_KINDS = ("400", "404", "405", "410", "422")
+INJECT_KINDS = ("429", "401") + FAULT_KINDS + GATEWAY_KINDS + PERMANENT_KINDS
+_LOGIN_PAGE = b"<!doctype html><html><head><title>Sign in</title></head><body>Please sign in"
+_GATEWAY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway"
 WINDOW_S = 60.0
 
 
@@ -158,6 +165,15 @@ class KnobsMiddleware:
             await self.app(scope, receive, send)
         elif fault.kind == "malformed":
             await self._truncated(scope, receive, send)
+        elif fault.kind in GATEWAY_KINDS:
+            status, page = (200, _LOGIN_PAGE) if fault.kind == "html" else (502, _GATEWAY_PAGE)
+            await Response(page + b"</body></html>", status, media_type="text/html")(
+                scope, receive, send
+            )
+        elif fault.kind in PERMANENT_KINDS:
+            message = f"injected HTTP {fault.kind}"
+            body = {"error": message, "message": message}
+            await JSONResponse(body, status_code=int(fault.kind))(scope, receive, send)
         else:
             status, body = self.fault_body(fault.kind)
             headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "429" else None

@@ -2,8 +2,9 @@
 
 The real `pinecone` SDK talks to it through `Pinecone(api_key=...).Index(host=...)`. Limits are
 the documented ones (1,000 vectors and 2 MB per upsert, 40 KB of metadata per vector, 1,000 ids
-per fetch/delete, 512-char ids), answered as HTTP 400 `{"code": 3, "message", "details"}`, so
-a client that batches wrongly fails here the way it would in production.
+per fetch/delete, 512-char ids, top_k ≤ 10,000 and 4 MB per query result), answered as HTTP
+400 `{"code": 3, "message", "details"}`, so a client that batches wrongly fails here the way it
+would in production.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ MAX_REQUEST_BYTES = 2_000_000
 MAX_METADATA_BYTES = 40_960
 MAX_ID_CHARS = 512
 MAX_IDS = 1000
+# Query limits as documented (docs.pinecone.io/guides/data/query-data, "Query limits"): top_k
+# at most 10,000, and a result (metadata and values included) of at most 4 MB. Older pages
+# also capped top_k at 1,000 with include_metadata/include_values; the current ones state the
+# size limit instead. "4MB" is read as 4,000,000 bytes: the stricter reading.
 MAX_TOP_K = 10_000
+MAX_RESULT_BYTES = 4_000_000
 MAX_LIST_LIMIT = 100
 DEFAULT_NAMESPACE = "__default__"  # how describe_index_stats names the "" namespace
 
@@ -226,6 +232,12 @@ class PineconeState:
             if include_metadata and metadata:
                 match["metadata"] = metadata
             out.append(match)
+        size = len(json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_RESULT_BYTES:
+            raise PineconeError(
+                f"Query result size {size} bytes exceeds the limit of {MAX_RESULT_BYTES} bytes: "
+                "lower topK, or leave out metadata or values"
+            )
         return {
             "results": [],
             "matches": out,

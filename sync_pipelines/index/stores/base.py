@@ -8,6 +8,7 @@ from typing import Callable, Iterator, Protocol, Sequence, TypeVar
 import numpy as np
 
 from sync_pipelines.documents import ACCESS_ALL
+from sync_pipelines.errors import PermanentError
 
 T = TypeVar("T")
 # Told the records of each upsert request the store accepted, e.g. to record them in the ledger.
@@ -18,8 +19,8 @@ class StoreError(RuntimeError):
     """A vector store refused or failed a request."""
 
 
-class StoreDimensionError(StoreError):
-    """The store's vectors and the embedder's vectors differ in size."""
+class StoreDimensionError(StoreError, PermanentError):
+    """The store's vectors and the embedder's vectors differ in size: no retry can fix it."""
 
     def __init__(self, store: str, store_dim: int, embedder_dim: int):
         super().__init__(

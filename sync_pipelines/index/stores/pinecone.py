@@ -3,41 +3,47 @@
 from __future__ import annotations
 
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
 import pinecone
-from pinecone.errors import (
-    ApiError,
-    ForbiddenError,
-    PineconeConnectionError,
-    PineconeTimeoutError,
-    UnauthorizedError,
-)
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from pinecone.errors import ResponseParsingError
 
+from sync_pipelines.errors import MalformedResponseError, PermanentError, Verdict, final_error
 from sync_pipelines.index.stores.base import (
     Match,
+    RequestDone,
     SearchFilter,
     StoreDimensionError,
     StoreError,
     VectorRecord,
     batched,
 )
+from sync_pipelines.resilience import CallStats, call_with_retries
 
 MAX_IDS_PER_REQUEST = 1000  # vectors per upsert, ids per delete
 LIST_PAGE_IDS = 100  # the most list returns per page
 FETCH_IDS_PER_REQUEST = 100  # fetch sends ids in the URL: keep it short
 MAX_METADATA_BYTES = 40 * 1024
+# Query limits (docs.pinecone.io/guides/data/query-data, "Query limits"): top_k at most 10,000
+# and a result of at most 4 MB, metadata and values included. Up to QUERY_METADATA_TOP_K
+# matches fit with metadata whatever its size (40 KB each at most); a larger top_k asks for
+# ids and scores only and fetches the metadata in pages.
+MAX_TOP_K = 10_000
+MAX_RESULT_BYTES = 4_000_000  # "4MB": the decimal reading, the safe one
+QUERY_METADATA_TOP_K = int(MAX_RESULT_BYTES * 0.95) // (MAX_METADATA_BYTES + 512)
 _SIZE_MARGIN = 0.95  # our size estimate is close to, not exactly, the server's
 _VECTOR_OVERHEAD_BYTES = 32  # keys and punctuation around each vector
 _MAX_RETRY_AFTER = 60.0
 _DEFAULT_NAMESPACE_KEYS = ("", "__default__")  # describe_index_stats names it either way
 
 
-class PineconeAuthError(StoreError):
+class PineconePermanentError(StoreError, PermanentError):
+    """Pinecone's answer will not change on retry: a 4xx, a malformed body after a few tries."""
+
+
+class PineconeAuthError(PineconePermanentError):
     """Pinecone rejected the API key: retrying cannot help."""
 
 
@@ -45,10 +51,11 @@ class PineconeStore:
     """One namespace of a Pinecone index, addressed by its host.
 
     Upserts go in batches bounded by vector count and by estimated request size (4 bytes per
-    value plus metadata and id), several in flight at once. Every call is retried with
-    jittered exponential backoff on 429 (honouring Retry-After), 5xx, timeouts and connection
-    errors, on top of the SDK's own short retries; 400/401/403 fail at once with the host and
-    namespace named (never the key).
+    value plus metadata and id), several in flight at once. Every call follows the sources'
+    policy (`errors.classify`, `resilience.call_with_retries`), on top of the SDK's own short
+    retries: jittered exponential backoff on 5xx, timeouts and connection errors, Retry-After
+    honoured on 429, a few retries for a body the SDK cannot parse; 401/403 and other 4xx fail
+    at once. Errors name the host, the namespace and the operation (never the key).
     """
 
     def __init__(
@@ -71,9 +78,8 @@ class PineconeStore:
         self.max_batch_vectors = min(max_batch_vectors, MAX_IDS_PER_REQUEST)
         self.max_request_bytes = max_request_bytes
         self.max_attempts = max_attempts
-        self.retries = 0  # retried calls, for run metrics
+        self.calls = CallStats()  # retries and 429 waits, for run metrics
         self._api_key = api_key
-        self._lock = threading.Lock()
         self._index = pinecone.Pinecone(api_key=api_key, timeout=timeout).Index(host=host)
 
     def ensure_dimension(self, dim: int) -> None:
@@ -83,21 +89,24 @@ class PineconeStore:
         if stats.dimension != dim:
             raise StoreDimensionError(self.name, stats.dimension, dim)
 
-    def upsert(self, records: Sequence[VectorRecord]) -> int:
-        latest = {r.id: r for r in records}.values()  # one per id: the last one wins
+    def upsert(self, records: Sequence[VectorRecord], on_request: RequestDone | None = None) -> int:
+        latest = {r.id: r for r in records}  # one per id: the last one wins
         vectors = [
             {
                 "id": r.id,
                 "values": np.asarray(r.values, dtype=np.float32).tolist(),
                 "metadata": safe_metadata(r.metadata, r.id),
             }
-            for r in latest
+            for r in latest.values()
         ]
         batches = self._size_batches(vectors)
-        self._parallel(
-            lambda batch: self._call(self._index.upsert, vectors=batch, namespace=self.namespace),
-            batches,
-        )
+
+        def send(batch: list[dict]) -> None:
+            self._call(self._index.upsert, vectors=batch, namespace=self.namespace)
+            if on_request is not None:
+                on_request([latest[v["id"]] for v in batch])
+
+        self._parallel(send, batches)
         return len(batches)
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -109,6 +118,9 @@ class PineconeStore:
         return len(batches)
 
     def query(self, vector, top_k: int, filter: SearchFilter) -> list[Match]:
+        """The closest matches, at most MAX_TOP_K (more than Pinecone can ever return)."""
+        top_k = min(top_k, MAX_TOP_K)
+        with_metadata = top_k <= QUERY_METADATA_TOP_K
         access = {"access": {"$in": list(filter.access)}}
         expression = access
         if filter.source is not None:
@@ -119,9 +131,17 @@ class PineconeStore:
             top_k=top_k,
             namespace=self.namespace,
             filter=expression,
-            include_metadata=True,
+            include_metadata=with_metadata,
         )
-        return [Match(m.id, float(m.score), dict(m.metadata or {})) for m in response.matches]
+        if with_metadata:
+            return [Match(m.id, float(m.score), dict(m.metadata or {})) for m in response.matches]
+        metadata = self.fetch_metadata([m.id for m in response.matches])
+        # An id deleted between the query and the fetch is gone: leave it out.
+        return [
+            Match(m.id, float(m.score), metadata[m.id])
+            for m in response.matches
+            if m.id in metadata
+        ]
 
     def count(self) -> int:
         namespaces = self._call(self._index.describe_index_stats).namespaces or {}
@@ -177,38 +197,40 @@ class PineconeStore:
             for _ in pool.map(send, batches):  # re-raises the first failure
                 pass
 
+    @property
+    def retries(self) -> int:
+        return self.calls.retries
+
     def _call(self, method: Callable, **kwargs):
-        retrying = Retrying(
-            retry=retry_if_exception(_is_transient),
-            wait=_wait_for_retry,
-            stop=stop_after_attempt(self.max_attempts),
-            before_sleep=self._count_retry,
-            reraise=True,
+        where = f"Pinecone index host {self.host} namespace {self.namespace!r}: {method.__name__}"
+
+        def attempt():
+            try:
+                return method(**kwargs)
+            except ResponseParsingError as exc:  # the SDK keeps neither status nor body
+                raise MalformedResponseError(f"a 2xx answer the SDK cannot parse: {exc}") from exc
+
+        def describe(exc: BaseException, verdict: Verdict, attempts: int) -> Exception:
+            return final_error(
+                where,
+                exc,
+                verdict,
+                attempts,
+                [self._api_key],
+                error=StoreError,
+                permanent=PineconePermanentError,
+                auth=PineconeAuthError,
+                auth_hint="check the store's API key",
+            )
+
+        return call_with_retries(
+            attempt,
+            stats=self.calls,
+            describe=describe,
+            max_attempts=self.max_attempts,
+            max_backoff_s=20.0,
+            max_retry_after_s=_MAX_RETRY_AFTER,
         )
-        try:
-            return retrying(method, **kwargs)
-        except (UnauthorizedError, ForbiddenError) as exc:
-            raise PineconeAuthError(
-                f"Pinecone rejected the API key for index host {self.host} namespace "
-                f"{self.namespace!r} (HTTP {exc.status_code}): {self._redact(exc.message)}"
-            ) from None
-        except ApiError as exc:
-            raise StoreError(
-                f"Pinecone index host {self.host} namespace {self.namespace!r} answered "
-                f"HTTP {exc.status_code} to {method.__name__}: {self._redact(exc.message)}"
-            ) from None
-        except (PineconeConnectionError, PineconeTimeoutError) as exc:
-            raise StoreError(
-                f"Pinecone index host {self.host} unreachable for {method.__name__} after "
-                f"{self.max_attempts} attempts: {exc}"
-            ) from exc
-
-    def _count_retry(self, _state) -> None:
-        with self._lock:
-            self.retries += 1
-
-    def _redact(self, message: str) -> str:
-        return str(message).replace(self._api_key, "***")
 
 
 def safe_metadata(metadata: dict, vector_id: str) -> dict:
@@ -254,23 +276,3 @@ def _estimated_bytes(vector: dict) -> int:
         + len(vector["id"].encode())
         + _VECTOR_OVERHEAD_BYTES
     )
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ApiError):
-        return exc.status_code in (408, 429) or exc.status_code >= 500
-    return isinstance(exc, (PineconeConnectionError, PineconeTimeoutError))
-
-
-def _wait_for_retry(state) -> float:
-    """The server's Retry-After when it sent one, else jittered exponential backoff."""
-    exc = state.outcome.exception()
-    headers = getattr(exc, "headers", None) or {}
-    retry_after = next((v for k, v in dict(headers).items() if k.lower() == "retry-after"), None)
-    try:
-        return min(max(float(retry_after), 0.0), _MAX_RETRY_AFTER)
-    except (TypeError, ValueError):
-        return _BACKOFF(state)
-
-
-_BACKOFF = wait_random_exponential(multiplier=0.5, max=20)

@@ -4,36 +4,42 @@ Every HTTP request the package sends goes through one metered adapter: it paces 
 with the connection's rate limiter, counts it, and on a 429 sleeps the `Retry-After` (plus
 jitter) and re-sends, counting the wait. The package's own ResilientSession retries are off
 (they would sleep 10-60 s inside the package on a dropped connection); everything else
-transient (5xx, timeouts, dropped connections, malformed bodies) is retried here with
-exponential backoff and jitter, and 401/403 fail at once with a message naming the
-connection, never a credential (a JIRAError's text includes the request headers, so it is
-never quoted whole).
+transient (5xx, timeouts, dropped connections; malformed bodies a few times) is retried here,
+as `errors.classify` decides, with exponential backoff and jitter; 401/403 and other 4xx fail
+at once with a message naming the connection and the request, never a credential (a
+JIRAError's text includes the request headers, so it is never quoted whole).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import requests
 from dagster import ConfigurableResource
 from jira import JIRA, JIRAError
 from pydantic import Field
 from requests.adapters import HTTPAdapter
 
 from sync_pipelines.connections import Connection
-from sync_pipelines.http import parse_retry_after
+from sync_pipelines.errors import (
+    SourcePermanentError,
+    Verdict,
+    classify_status,
+    final_error,
+    parse_retry_after,
+    scrub,
+)
+from sync_pipelines.http import require_json
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
     RateLimiter,
-    SourceAuthError,
     SourceError,
     call_with_retries,
 )
@@ -49,16 +55,19 @@ PROJECT_PAGE_SIZE = 50
 ID_BATCH = 100
 USER_BATCH = 100
 API_VERSION = "3"  # rich text as ADF; the sync flattens it
-TRANSIENT_STATUS = {408, 425, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 300.0
 
 
 class JiraRequestError(SourceError):
-    """Jira refused a request for good (400, 404, ...); `status` tells callers which."""
+    """Jira refused a request (still, after retries); `status` tells callers which."""
 
     def __init__(self, message: str, status: int | None):
         super().__init__(message)
         self.status = status
+
+
+class JiraPermanentError(JiraRequestError, SourcePermanentError):
+    """Jira refused a request in a way retrying cannot change (400, 404, 410, 422, ...)."""
 
 
 class JiraResource(ConfigurableResource):
@@ -104,7 +113,8 @@ class JiraResource(ConfigurableResource):
 
 
 class _MeteredAdapter(HTTPAdapter):
-    """Paces and counts every request the package sends; waits out 429s and re-sends."""
+    """Paces and counts every request the package sends; waits out 429s and re-sends; turns
+    a 2xx answer that is not JSON into a MalformedResponseError."""
 
     def __init__(self, limiter: RateLimiter, stats: CallStats, max_rate_limit_waits: int):
         super().__init__()
@@ -117,7 +127,8 @@ class _MeteredAdapter(HTTPAdapter):
         while True:
             self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
             response = super().send(request, **kwargs)
-            if response.status_code != 429:
+            if classify_status(response.status_code) is not Verdict.RATE_LIMITED:
+                require_json(response)  # a proxy's HTML page: named with status and first bytes
                 return response
             self.stats.add(rate_limited=1)
             if waits >= self.max_rate_limit_waits:
@@ -128,21 +139,6 @@ class _MeteredAdapter(HTTPAdapter):
             response.close()
             self.stats.add(retries=1, throttle_wait_s=wait)
             time.sleep(wait + random.uniform(0, 0.25))
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, JIRAError):
-        return exc.status_code in TRANSIENT_STATUS
-    return isinstance(
-        exc,
-        (
-            MalformedResponseError,
-            requests.Timeout,
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            json.JSONDecodeError,  # requests' JSONDecodeError derives from it
-        ),
-    )
 
 
 def _expect(value: Any, kind: type, what: str) -> Any:
@@ -169,6 +165,7 @@ class JiraClient:
     ):
         self.label = f"jira connection '{connection_id}'"
         self.site_url = server.rstrip("/")
+        self._secrets = (api_token,)
         self.page_size = page_size
         self.max_attempts = max_attempts
         self.stats = CallStats()
@@ -193,31 +190,31 @@ class JiraClient:
     # -- the retry layer ---------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        """One logical call: retried on transient errors; errors name the connection."""
+        """One logical call, retried as `errors.classify` says; errors name the connection and
+        the request."""
 
-        def describe(exc: BaseException) -> BaseException:
-            if isinstance(exc, SourceError):
-                return SourceError(f"{self.label}: {what}: {exc}")
-            if isinstance(exc, JIRAError):  # str(exc) would include the request headers
-                status, text = exc.status_code, (exc.text or "").strip()
-                if status in (401, 403):
-                    return SourceAuthError(
-                        f"{self.label}: Jira rejected the credentials (HTTP {status} on {what}); "
-                        "check the email and API token the registry names"
-                    )
-                if status in TRANSIENT_STATUS or status == 429:
-                    text = f"still failing after retries: {text}"
-                return JiraRequestError(
-                    f"{self.label}: {what} failed with HTTP {status}: {text[:300]}", status
-                )
-            tried = f" after {self.max_attempts} attempts" if _is_transient(exc) else ""
-            return SourceError(f"{self.label}: {what} failed{tried}: {type(exc).__name__}: {exc}")
+        def describe(exc: BaseException, verdict: Verdict, attempts: int) -> BaseException:
+            status = exc.status_code if isinstance(exc, JIRAError) else None
+            response = getattr(exc, "response", None)
+            request = getattr(exc, "request", None) or getattr(response, "request", None)
+            method, url = getattr(request, "method", None), getattr(request, "url", None)
+            call = f"{method} {urlsplit(url).path}" if method and url else what
+            where = f"{self.label}: {call} on {urlsplit(self.site_url).hostname}"
+            if status is None or verdict is Verdict.AUTH:
+                return final_error(where, exc, verdict, attempts, self._secrets)
+            # Jira's own text names what it rejected (callers read it); str(exc) would
+            # include the request headers.
+            text = scrub((exc.text or "").strip(), self._secrets)[:300]
+            if verdict is Verdict.PERMANENT:
+                return JiraPermanentError(f"{where}: HTTP {status}: {text}", status)
+            tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+            return JiraRequestError(f"{where}: HTTP {status} after {tries}: {text}", status)
 
         return call_with_retries(
             fn,
-            is_transient=_is_transient,
             stats=self.stats,
             max_attempts=self.max_attempts,
+            max_rate_limit_waits=0,  # the adapter waits out 429s
             describe=describe,
         )
 

@@ -2,16 +2,16 @@
 
 The SDK's own retry is switched off (`retry=False`): it would sleep outside the connection's
 rate limiter, never retries search (a POST) on 5xx, and its waits cannot be counted. Instead
-every call goes through `call_with_retries` (5xx, timeouts, dropped connections and malformed
-bodies: exponential backoff with full jitter), 429s are waited out for their `Retry-After`
-for the whole connection (every thread holds off), and every request first takes a token from
-the connection's one `RateLimiter`, so page readers in parallel threads share Notion's ~3 req/s.
-401/403 fail at once with a `SourceAuthError` naming the connection.
+every call goes through `call_with_retries`, which acts on `errors.classify`'s verdict (5xx,
+timeouts and dropped connections: exponential backoff with full jitter; bodies that are not
+JSON: a few retries), 429s are waited out for their `Retry-After` for the whole connection
+(every thread holds off), and every request first takes a token from the connection's one
+`RateLimiter`, so page readers in parallel threads share Notion's ~3 req/s. 401/403 and other
+4xx fail at once with an error naming the connection and the request.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -22,17 +22,23 @@ from typing import Any
 import httpx
 from dagster import ConfigurableResource
 from notion_client import Client
-from notion_client.errors import HTTPResponseError, RequestTimeoutError
+from notion_client.errors import HTTPResponseError
 from pydantic import Field
 
 from sync_pipelines.connections import Connection
-from sync_pipelines.http import parse_retry_after
+from sync_pipelines.errors import (
+    SourcePermanentError,
+    Verdict,
+    classify,
+    final_error,
+    retry_after_of,
+)
+from sync_pipelines.http import require_json
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
     RateLimiter,
     SourceAuthError,
-    SourceError,
     call_with_retries,
 )
 
@@ -42,7 +48,6 @@ NOTION_VERSION = "2025-09-03"
 # second. Some bursts beyond the average rate are allowed." (developers.notion.com)
 DOCUMENTED_RATE_PER_S = 3.0
 MAX_PAGE_SIZE = 100
-TRANSIENT_STATUS = {408, 425, 500, 502, 503, 504}
 _SDK_LOGGER = logging.getLogger("sync_pipelines.notion.sdk")
 
 
@@ -50,7 +55,7 @@ class NotionAccessDenied(SourceAuthError):
     """HTTP 403: the token is valid but lacks a capability or access to the object."""
 
 
-class NotionObjectMissing(SourceError):
+class NotionObjectMissing(SourcePermanentError):
     """HTTP 404: the object was deleted or unshared from the integration (e.g. mid-run)."""
 
 
@@ -103,29 +108,14 @@ class NotionResource(ConfigurableResource):
         )
 
 
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, HTTPResponseError):
-        return exc.status in TRANSIENT_STATUS
-    return isinstance(
-        exc,
-        (
-            RequestTimeoutError,
-            httpx.TransportError,
-            json.JSONDecodeError,
-            UnicodeDecodeError,
-            MalformedResponseError,
-        ),
-    )
-
-
-def _list_body(what: str, body: Any) -> dict:
+def _list_body(body: Any) -> dict:
     """A Notion list: `results` plus `has_more` and, when there is more, `next_cursor`."""
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise MalformedResponseError(f"{what} answered without a results list")
+        raise MalformedResponseError("a list without results")
     if not isinstance(body.get("has_more"), bool):
-        raise MalformedResponseError(f"{what} answered without has_more")
+        raise MalformedResponseError("a list without has_more")
     if body["has_more"] and not body.get("next_cursor"):
-        raise MalformedResponseError(f"{what} answered has_more without next_cursor")
+        raise MalformedResponseError("a list with has_more but no next_cursor")
     return body
 
 
@@ -148,7 +138,9 @@ class NotionClient:
         max_retry_after_s: float = 300.0,
     ):
         self.label = f"notion connection '{connection_id}'"
+        self.host = httpx.URL(base_url).host
         self.stats = CallStats()
+        self._token = token
         # burst=1: no more than the documented average in any window, even right at the start
         self.limiter = RateLimiter(rate=rate_per_s, per=1.0, burst=1)
         self.page_size = page_size
@@ -159,6 +151,8 @@ class NotionClient:
         self._paused_until = 0.0  # monotonic time before which no call goes out (Retry-After)
         self._pause_lock = threading.Lock()
         self._sdk = Client(
+            # A 2xx that is not JSON (a proxy's login page) fails with its status and first bytes.
+            client=httpx.Client(event_hooks={"response": [require_json]}),
             auth=token,
             base_url=base_url.rstrip("/").removesuffix("/v1"),
             timeout_ms=int(timeout_s * 1000),
@@ -180,7 +174,7 @@ class NotionClient:
     def search_pages(self) -> Iterator[dict]:
         """Every page shared with the integration, most recently edited first (stop any time)."""
         return self._paginate(
-            "POST search",
+            "POST /v1/search",
             lambda cursor: self._sdk.search(
                 filter={"property": "object", "value": "page"},
                 sort={"direction": "descending", "timestamp": "last_edited_time"},
@@ -192,7 +186,7 @@ class NotionClient:
     def block_children(self, block_id: str) -> Iterator[dict]:
         """Every child block of a page or block, across pages of children."""
         return self._paginate(
-            f"GET blocks/{block_id}/children",
+            f"GET /v1/blocks/{block_id}/children",
             lambda cursor: self._sdk.blocks.children.list(
                 block_id, page_size=self.page_size, start_cursor=cursor
             ),
@@ -204,7 +198,7 @@ class NotionClient:
             return {
                 user["id"]: user.get("name") or user["id"]
                 for user in self._paginate(
-                    "GET users",
+                    "GET /v1/users",
                     lambda cursor: self._sdk.users.list(
                         page_size=MAX_PAGE_SIZE, start_cursor=cursor
                     ),
@@ -218,14 +212,14 @@ class NotionClient:
     def _paginate(self, what: str, fetch: Callable[[str | None], Any]) -> Iterator[dict]:
         cursor = None
         while True:
-            body = self.call(what, lambda c=cursor: _list_body(f"{self.label}: {what}", fetch(c)))
+            body = self.call(what, lambda c=cursor: _list_body(fetch(c)))
             yield from body["results"]
             if not body["has_more"]:
                 return
             cursor = body["next_cursor"]
 
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
-        """One logical request: paced, 429s waited out, transient failures retried."""
+        """One logical request: paced, 429s waited out, the rest as `errors.classify` says."""
 
         def attempt() -> Any:
             waits = 0
@@ -235,28 +229,26 @@ class NotionClient:
                 try:
                     return fn()
                 except HTTPResponseError as exc:
-                    if exc.status != 429:
+                    if classify(exc) is not Verdict.RATE_LIMITED:
+                        raise
+                    self.stats.add(rate_limited=1)
+                    if waits >= self.max_rate_limit_waits:
                         raise
                     waits += 1
-                    self._pause_for(what, exc, waits)
+                    self._pause_for(exc, waits)
 
         return call_with_retries(
             attempt,
-            is_transient=_is_transient,
             stats=self.stats,
-            max_attempts=self.max_attempts,
-            backoff_s=self.backoff_s,
             describe=self._describe(what),
+            max_attempts=self.max_attempts,
+            max_rate_limit_waits=0,  # waited out above, for the whole connection
+            backoff_s=self.backoff_s,
         )
 
-    def _pause_for(self, what: str, exc: HTTPResponseError, waits: int) -> None:
+    def _pause_for(self, exc: HTTPResponseError, waits: int) -> None:
         """A 429: every thread of the connection holds off for its Retry-After (plus jitter)."""
-        self.stats.add(rate_limited=1)
-        if waits > self.max_rate_limit_waits:
-            raise SourceError(
-                f"{self.label}: {what} still rate limited after {self.max_rate_limit_waits} waits"
-            ) from exc
-        retry_after = parse_retry_after(exc.headers.get("retry-after"))
+        retry_after = retry_after_of(exc)
         wait = retry_after if retry_after is not None else min(30.0, 2.0 ** (waits - 1))
         wait = min(wait, self.max_retry_after_s) + random.uniform(0, 0.25)
         with self._pause_lock:
@@ -270,30 +262,18 @@ class NotionClient:
             time.sleep(delay)
             self.stats.add(throttle_wait_s=delay)
 
-    def _describe(self, what: str) -> Callable[[BaseException], BaseException]:
-        def describe(exc: BaseException) -> BaseException:
-            if isinstance(exc, SourceError):
-                return exc
-            if isinstance(exc, HTTPResponseError):
+    def _describe(self, what: str) -> Callable[[BaseException, Verdict, int], BaseException]:
+        where = f"{self.label}: {what} on {self.host}"
+
+        def describe(exc: BaseException, verdict: Verdict, attempts: int) -> BaseException:
+            if isinstance(exc, HTTPResponseError) and exc.status in (403, 404):
                 code = getattr(exc.code, "value", exc.code)
-                if exc.status == 401:
-                    return SourceAuthError(
-                        f"{self.label}: Notion rejected the token on {what} (HTTP 401 {code}); "
-                        "check the secret the registry names"
-                    )
                 if exc.status == 403:
                     return NotionAccessDenied(
-                        f"{self.label}: Notion denied {what} (HTTP 403 {code}); share the pages "
-                        "with the integration or grant it the capability"
+                        f"{where}: Notion denied it (HTTP 403 {code}); share the pages with "
+                        "the integration or grant it the capability"
                     )
-                if exc.status == 404:
-                    return NotionObjectMissing(f"{self.label}: {what}: not found ({code})")
-                return SourceError(
-                    f"{self.label}: {what} answered HTTP {exc.status} {code}: {str(exc)[:300]}"
-                )
-            return SourceError(
-                f"{self.label}: {what} failed after {self.max_attempts} attempts: "
-                f"{type(exc).__name__}: {exc}"
-            )
+                return NotionObjectMissing(f"{where}: not found (HTTP 404 {code})")
+            return final_error(where, exc, verdict, attempts, [self._token])
 
         return describe

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
-from http.client import RemoteDisconnected
 from typing import Iterator
-from urllib.error import URLError
+from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -16,12 +13,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from sync_pipelines.connections import Connection
+from sync_pipelines.errors import TransientError, Verdict, final_error, header
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
     RateLimiter,
     SourceAuthError,
-    SourceError,
     call_with_retries,
 )
 
@@ -38,6 +35,9 @@ AUTH_ERRORS = {
     "not_allowed_token_type",
     "ekm_access_denied",
 }
+
+# Errors Slack documents as its own trouble, which may answer with 200: worth retrying.
+SERVER_ERRORS = {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
 
 # Slack's published tiers (requests per minute per method per workspace).
 METHOD_TIERS = {
@@ -107,28 +107,7 @@ class SlackResource(ConfigurableResource):
         )
 
 
-NON_JSON_PREFIX = "Received a response in a non-JSON format"
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, SlackApiError):
-        status = getattr(exc.response, "status_code", 200)
-        error = str(exc.response.get("error") or "") if exc.response is not None else ""
-        if error in AUTH_ERRORS:
-            return False
-        return status >= 500 or status == 408 or error.startswith(NON_JSON_PREFIX)
-    return isinstance(
-        exc,
-        (
-            MalformedResponseError,
-            json.JSONDecodeError,
-            URLError,
-            TimeoutError,
-            socket.timeout,
-            ConnectionError,
-            RemoteDisconnected,
-        ),
-    )
+NON_JSON_PREFIX = "Received a response in a non-JSON format: "
 
 
 class SlackClient:
@@ -148,11 +127,14 @@ class SlackClient:
     ):
         self.connection = connection
         self.stats = CallStats()
+        self._token = token
         self.page_size = page_size
         self.max_attempts = max_attempts
+        base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._api = urlsplit(base_url)
         self._web = WebClient(
             token=token,
-            base_url=base_url if base_url.endswith("/") else base_url + "/",
+            base_url=base_url,
             timeout=timeout_s,
             retry_handlers=[_CountingRateLimitHandler(self.stats, max_rate_limit_retries)],
         )
@@ -174,45 +156,63 @@ class SlackClient:
     def _label(self) -> str:
         return f"slack connection '{self.connection.id}'"
 
-    def _describe(self, method: str):
-        def describe(exc: BaseException) -> BaseException:
-            if isinstance(exc, SourceError):
-                return exc
-            if isinstance(exc, SlackApiError):
-                error = exc.response.get("error") if exc.response is not None else None
-                if error in AUTH_ERRORS:
-                    return SourceAuthError(
-                        f"{self._label()}: Slack rejected the credentials on {method} "
-                        f"({error}); check the token named by the registry"
-                    )
-                return SourceError(f"{self._label()}: {method} failed: {error or exc}")
-            return SourceError(
-                f"{self._label()}: {method} failed after {self.max_attempts} attempts: "
-                f"{type(exc).__name__}: {exc}"
-            )
-
-        return describe
-
     def call(self, method: str, **params) -> dict:
-        """One API call: paced, retried on transient errors, validated as a JSON object."""
+        """One API call: paced, retried as `errors.classify` says, validated as a JSON object.
+
+        429s are waited out inside slack_sdk (its handler honours Retry-After), so the retry
+        layer waits out none itself.
+        """
+        where = f"{self._label()}: POST {self._api.path}{method} on {self._api.hostname}"
 
         def attempt() -> dict:
             limiter = self._limiter(method)
             if limiter is not None:
                 self.stats.add(throttle_wait_s=limiter.acquire())
             self.stats.add(api_calls=1)
-            data = self._web.api_call(method, params=params).data  # raises unless ok
+            try:
+                data = self._web.api_call(method, params=params).data  # raises unless ok
+            except SlackApiError as exc:
+                known = self._known_error(where, exc)
+                if known is None:
+                    raise
+                raise known from exc
             if not isinstance(data, dict):
-                raise MalformedResponseError(f"{self._label()}: {method} answered a non-object")
+                raise MalformedResponseError(f"{method} answered a non-object")
             return data
+
+        def describe(exc: BaseException, verdict: Verdict, attempts: int) -> BaseException:
+            return final_error(where, exc, verdict, attempts, [self._token])
 
         return call_with_retries(
             attempt,
-            is_transient=_is_transient,
             stats=self.stats,
+            describe=describe,
             max_attempts=self.max_attempts,
-            describe=self._describe(method),
+            max_rate_limit_waits=0,
         )
+
+    def _known_error(self, where: str, exc: SlackApiError) -> Exception | None:
+        """What Slack's `error` says that its status cannot (Slack answers most errors with
+        200): a rejected token, a server-side error, a 2xx body that is not JSON. None: the
+        status decides."""
+        response = exc.response
+        error = str(response.get("error") or "") if response is not None else ""
+        if error in AUTH_ERRORS:
+            return SourceAuthError(
+                f"{where}: Slack rejected the credentials ({error}); check the token named "
+                "by the registry"
+            )
+        if error in SERVER_ERRORS:
+            return TransientError(f"Slack answered {error}")
+        status = getattr(response, "status_code", None)
+        if error.startswith(NON_JSON_PREFIX) and status is not None and 200 <= status < 300:
+            return MalformedResponseError(
+                "the body is not JSON",
+                status=status,
+                content_type=header(getattr(response, "headers", None), "content-type"),
+                body=error.removeprefix(NON_JSON_PREFIX),
+            )
+        return None
 
     def paginate(self, method: str, key: str, **params) -> Iterator[dict]:
         """Every item of `key` across cursor pages (no fixed cap on the number of pages)."""
