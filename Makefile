@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test dev sandbox bench
+.PHONY: setup demo test reliability dev sandbox bench
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n 2 --durations=15
 	$(BIN)/python sync_pipelines_tests/run_at_edges.py -n 2
+
+# The long fault-injection and kill suite (a few minutes; needs PostgreSQL): prints its figures.
+reliability: setup
+	$(BIN)/python -m pytest -q -s sync_pipelines_tests/reliability/long_suite.py
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml

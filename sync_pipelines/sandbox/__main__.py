@@ -10,8 +10,10 @@ import argparse
 import datetime as dt
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 from sync_pipelines.sandbox.company import Company
+from sync_pipelines.sandbox.fault_proxy import FaultPlan, FaultProxies
 from sync_pipelines.sandbox.knobs import FAULT_KINDS, Knobs
 from sync_pipelines.sandbox.server import Sandbox, fixed_ports
 
@@ -31,6 +33,13 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
             f"unknown fault kinds {sorted(unknown)}; use {FAULT_KINDS}"
         )
     return kinds
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate between 0 and 1, got {text}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +73,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout-s", type=float, default=30.0, help="stall of a 'timeout' fault")
     p.add_argument(
+        "--faults",
+        type=_probability,
+        default=0.0,
+        metavar="RATE",
+        help="serve every emulator through a fault-injecting proxy failing RATE of requests "
+        "(5xx, 429, malformed, reset, hang, write landed then 502, delivered twice)",
+    )
+    p.add_argument("--fault-seed", type=int, default=0, metavar="N", help="seed of --faults")
+    p.add_argument(
         "--port-base", type=int, default=8700, help="slack = base+1, openai +2, pinecone +3"
     )
     p.add_argument("--pinecone-dimension", type=int, default=384)
@@ -85,15 +103,23 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
         seed=args.seed,
     )
     sandbox = Sandbox(company, knobs, fixed_ports(args.port_base), args.pinecone_dimension)
-    with sandbox:
+    with sandbox, ExitStack() as stack:
+        urls, env = sandbox.urls, sandbox.env()
+        if args.faults > 0:
+            proxies = stack.enter_context(
+                FaultProxies.for_sandbox(sandbox, FaultPlan(rate=args.faults), args.fault_seed)
+            )
+            stack.callback(lambda: print(f"Faults fired: {dict(proxies.fired)}"))
+            urls, env = proxies.urls, proxies.sandbox_env(sandbox)
+            print(f"Fault proxy: {args.faults:.0%} of requests (seed {args.fault_seed})")
         print(
             f"Sandbox company: {len(company.people)} people, {args.messages} Slack messages over "
             f"{args.days} days ending {company.anchor} (seed {args.seed})"
         )
-        for name, url in sandbox.urls.items():
+        for name, url in urls.items():
             print(f"  {name:<10} {url}")
         print()
-        for var, value in sandbox.env().items():
+        for var, value in env.items():
             print(f"export {var}={value}")
         print("\nServing; Ctrl-C to stop.", flush=True)
         try:
