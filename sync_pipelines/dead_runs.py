@@ -11,20 +11,29 @@ keeping `~in_progress()` automation (vector_index) from requesting anything.
 A run is dead when every process Dagster recorded for it is gone from this host and it has
 logged nothing for `GRACE_S`. The recorded processes are the `pid` metadata of its engine events
 (the run worker: "Started process for run (pid: N)", the executor's events) and of its
-STEP_WORKER_STARTED events (multiprocess step workers). Gone means: no such pid, a zombie, or the
-pid now belongs to a process started after Dagster recorded it (pid reuse). A step worker that
+STEP_WORKER_STARTED events (multiprocess step workers), and the pid of the process that logged
+RUN_START (every DagsterEvent records its process's pid: for a run executed in-process by a CLI,
+`dagster asset materialize` or `sync-pipelines sync`, that is the CLI process itself). Gone
+means: no such pid, a zombie, or the pid now belongs to a process started after Dagster
+recorded it (pid reuse). A step worker that
 outlived its run worker keeps the run alive: its work goes on, and failing the run now would
 let the run retry call the API beside it; if it hangs, `max_runtime_seconds` still ends the run.
 
 Failing the run (reason UNEXPECTED_TERMINATION) lets `run_retries` relaunch it; the reaper then
-frees the run's pool slots at once, since no process of the run is left to free them.
+frees the run's pool slots at once, since no process of the run is left to free them. A CLI run
+is failed without a retry: a person or script started it and sees it fail, and it has no code
+location origin, so the daemon could not relaunch it anyway (it would only log "unable to retry"
+and leave the run marked as waiting for a retry forever).
 
 Single host: a pid means something only on the host that ran the process, and Dagster records
 no hostname. The reaper acts only when the instance launches runs with DefaultRunLauncher (other
-launchers check worker health themselves), only on runs of its own code location launched
-through a code server on a local address (tag `.dagster/grpc_info`: localhost or a unix socket),
-so it assumes the webserver, the daemon and the code servers share one host and process table,
-as the shipped dagster.yaml deployment does.
+launchers check worker health themselves), and only on two kinds of run: runs of its own code
+location launched through a code server on a local address (tag `.dagster/grpc_info`: localhost
+or a unix socket), and runs executed in-process by a CLI (no code location origin, so no
+launcher of any kind started them). It assumes the webserver, the daemon, the code servers and
+the CLIs run against $DAGSTER_HOME share one host and process table, as the shipped dagster.yaml
+deployment does; a CLI run against the same storage from another machine would be failed once
+its pid is gone from this one, so run such CLIs on the deployment's host.
 """
 
 from __future__ import annotations
@@ -59,7 +68,11 @@ INTERVAL_S = 30
 PID_REUSE_MARGIN_S = 5.0
 MAX_RUNS_PER_TICK = 200
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
-_PROCESS_EVENTS = {DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_WORKER_STARTED}
+_PROCESS_EVENTS = {
+    DagsterEventType.ENGINE_EVENT,
+    DagsterEventType.STEP_WORKER_STARTED,
+    DagsterEventType.RUN_START,
+}
 
 
 @dataclass(frozen=True)
@@ -84,11 +97,15 @@ def run_processes(instance: DagsterInstance, run_id: str) -> list[RunProcess]:
     for record in records:
         entry = record.event_log_entry
         event = entry.dagster_event
-        data = event.event_specific_data if event else None
-        pid_value = getattr(data, "metadata", {}).get("pid")
-        if pid_value is None:
+        if event is None:
             continue
-        pid = int(pid_value.value)
+        if event.event_type == DagsterEventType.RUN_START:
+            pid = event.pid  # the run worker, or the CLI process executing the run in-process
+        else:
+            pid_value = getattr(event.event_specific_data, "metadata", {}).get("pid")
+            pid = int(pid_value.value) if pid_value is not None else None
+        if pid is None:
+            continue
         if pid not in first_seen:
             step = event.event_type == DagsterEventType.STEP_WORKER_STARTED
             role = "step worker" if step else "run worker"
@@ -111,6 +128,12 @@ def gone_because(process: RunProcess) -> str | None:
     return None
 
 
+def executed_by_a_cli(run: DagsterRun) -> bool:
+    """True for a run executed in-process (`materialize`, `dagster asset materialize`): no run
+    launcher started it, so it has neither a code location origin nor a code server tag."""
+    return run.remote_job_origin is None and GRPC_INFO_TAG not in run.tags
+
+
 def launched_on_this_host(run: DagsterRun) -> bool:
     """True when DefaultRunLauncher launched the run through a code server on a local address."""
     raw = run.tags.get(GRPC_INFO_TAG)
@@ -124,6 +147,17 @@ def launched_on_this_host(run: DagsterRun) -> bool:
         return True
     host = info.get("host")
     return host in LOCAL_HOSTS or host in {socket.gethostname(), socket.getfqdn()}
+
+
+def judged_here(run: DagsterRun, location_name: str | None) -> bool:
+    """Whether the reaper may judge the run by this host's pids: a CLI run (it has no location
+    to compare), or a run of `location_name` (when given) launched through a local code server."""
+    if executed_by_a_cli(run):
+        return True
+    if not launched_on_this_host(run):
+        return False
+    origin = run.remote_job_origin
+    return not location_name or (origin is not None and origin.location_name == location_name)
 
 
 def _last_event_at(instance: DagsterInstance, run_id: str) -> float | None:
@@ -142,11 +176,7 @@ def find_dead_runs(
     dead = []
     for record in records:
         run = record.dagster_run
-        if not launched_on_this_host(run):
-            continue
-        if location_name and (
-            run.remote_job_origin is None or run.remote_job_origin.location_name != location_name
-        ):
+        if not judged_here(run, location_name):
             continue
         processes = run_processes(instance, run.run_id)
         if not any(p.role == "run worker" for p in processes):
@@ -178,12 +208,16 @@ def fail_dead_run(instance: DagsterInstance, dead: DeadRun) -> bool:
 
     A run whose orphaned step workers finished every step is failed without a retry: a retry
     from failure would have nothing to run (Dagster refuses it and the run would wait forever
-    for a retry that never comes)."""
+    for a retry that never comes). So is a CLI run: the daemon cannot relaunch a run without a
+    code location origin, and the person who started it reruns it."""
     current = instance.get_run_by_id(dead.run.run_id)
     if current is None or current.status != DagsterRunStatus.STARTED:
         return False
     message = f"The run's processes are gone ({dead.why}); marked failed by dead_run_reaper"
-    if steps_left(instance, current) == set():
+    if executed_by_a_cli(current):
+        instance.add_run_tags(current.run_id, {MAX_RETRIES_TAG: "0"})
+        message += "; it ran in a CLI process, so it is not retried: run the command again."
+    elif steps_left(instance, current) == set():
         instance.add_run_tags(current.run_id, {MAX_RETRIES_TAG: "0"})
         message += " after its steps had finished, so it is not retried."
     else:
@@ -217,8 +251,9 @@ def reap(context: SensorEvaluationContext) -> Sequence[str]:
     minimum_interval_seconds=INTERVAL_S,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Fails runs whose run worker process died on this host (SIGKILL, OOM, reboot) and "
-        "frees their pool slots, which DefaultRunLauncher's run monitoring cannot detect."
+        "Fails runs whose processes died on this host (SIGKILL, OOM, reboot), launched by a "
+        "code server or executed by a CLI, and frees their pool slots, which "
+        "DefaultRunLauncher's run monitoring cannot detect."
     ),
 )
 def dead_run_reaper(context: SensorEvaluationContext):

@@ -2,18 +2,21 @@
 
 Each test records a run the way Dagster does (STARTED, launched through a local code server,
 engine events naming its worker pids) and points those pids at processes the test starts,
-kills or leaves as zombies. Times are derived from those processes' own start times or from
-`clock`, never read from the wall clock.
+kills or leaves as zombies; one test SIGKILLs a real `sync-pipelines sync` process mid-run.
+Times are derived from those processes' own start times or events, or from `clock`, never read
+from the wall clock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +36,7 @@ from dagster import (
     Definitions,
     EventLogEntry,
     MetadataValue,
+    RunsFilter,
     build_sensor_context,
     evaluate_automation_conditions,
     instance_for_test,
@@ -62,8 +66,10 @@ from sync_pipelines import clock
 from sync_pipelines.dead_runs import GRACE_S, dead_run_reaper, fail_dead_run, find_dead_runs
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
+from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.slack.client import SlackResource
 from sync_pipelines_tests.conftest import day
+from sync_pipelines_tests.test_cli_sync import registry_text
 from sync_pipelines_tests.test_postgres_storage import pg_database  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,10 +231,11 @@ def test_runs_of_other_hosts_locations_or_launchers_are_left_alone(instance, pro
     pid, at = gone_pid(processes)
     elsewhere = json.dumps({"host": "10.1.2.3", "port": 4266})
     remote = started_run(instance, tags={GRPC_INFO_TAG: elsewhere})
-    in_process = started_run(instance, tags={})  # not launched through a code server
+    # Launched (it has an origin), but not through a code server: another launcher's run.
+    other_launcher = started_run(instance, tags={}, location="sync_pipelines")
     ours = started_run(instance, location="sync_pipelines")
     theirs = started_run(instance, location="another_location")
-    for run in (remote, in_process, ours, theirs):
+    for run in (remote, other_launcher, ours, theirs):
         record_process(instance, run, pid, at + 1)
     no_pid_recorded = started_run(instance)
     later = at + 1 + GRACE_S
@@ -345,7 +352,9 @@ def test_the_sensor_does_nothing_under_a_launcher_that_checks_worker_health(proc
 
 def test_vector_index_automation_resumes_once_the_dead_run_is_failed(instance, processes):
     from sync_pipelines.index.asset import build_vector_index
-    from sync_pipelines.sources.slack.asset import slack_asset
+    from sync_pipelines.sources.registry import source_asset
+
+    slack_asset = source_asset("slack")
 
     vector_index = build_vector_index([slack_asset])
     # Loaded only, never run: the resources just have to exist.
@@ -384,3 +393,93 @@ def test_vector_index_automation_resumes_once_the_dead_run_is_failed(instance, p
     assert fail_dead_run(instance, found)
     resumed = evaluate_automation_conditions(defs=defs, instance=instance, cursor=wedged.cursor)
     assert resumed.get_num_requested(AssetKey("vector_index")) == 1
+
+
+def wait_for(condition, what: str, timeout_s: float = 60.0):
+    """Poll `condition` until it returns something truthy (a deadline, not a timed assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cli_home(tmp_path, sandbox, pg_database):  # noqa: F811
+    """The deployment's DAGSTER_HOME (shipped dagster.yaml: run retries, pools of 1) and the env
+    for `sync-pipelines sync` against the Slack emulator, slowed so that a run is still in
+    flight when the test kills it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    registry = tmp_path / "connections.yaml"
+    registry.write_text(registry_text(sandbox.slack_base_url))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SYNC_CONNECTIONS_FILE": str(registry),
+        "SYNC_DATA_DIR": str(tmp_path / "data"),
+        "TEST_FRESH_TOKEN": SANDBOX_SLACK_TOKEN,
+        "DAGSTER_PG_URL": pg_database,
+    }
+    sandbox.knobs.latency_ms = 500
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_PG_URL", pg_database)
+        with DagsterInstance.from_config(str(home)) as inst:
+            yield SimpleNamespace(instance=inst, env=env)
+
+
+def started_cli_run(instance) -> DagsterRun:
+    """The CLI's run once it is STARTED and holds the slack_api slot."""
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    if runs and instance.event_log_storage.get_concurrency_info("slack_api").claimed_slots:
+        return runs[0]
+    return None
+
+
+@pytest.mark.wall_clock  # the CLI process runs on the real clock; times come from its events
+def test_a_sigkilled_cli_run_is_failed_without_retry_and_frees_its_slot(cli_home):
+    instance = cli_home.instance
+    command = [str(Path(sys.executable).with_name("sync-pipelines")), "sync", "slack"]
+    cli = subprocess.Popen(
+        [*command, "--connection", "fresh", "--day", day(-1)],
+        env=cli_home.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        run = wait_for(lambda: started_cli_run(instance), "the CLI run to claim its pool slot")
+        assert run.remote_job_origin is None and GRPC_INFO_TAG not in run.tags
+        last = instance.get_records_for_run(run.run_id, limit=1, ascending=False).records
+        long_after = last[0].event_log_entry.timestamp + 3600
+        assert dead_ids(instance, now=long_after) == set(), "a live CLI run is left alone"
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+    assert instance.event_log_storage.get_concurrency_info("slack_api").claimed_slots
+
+    last = instance.get_records_for_run(run.run_id, limit=1, ascending=False).records
+    silent = last[0].event_log_entry.timestamp + GRACE_S
+    with time_machine.travel(silent - 1, tick=False):
+        early = dead_run_reaper(build_sensor_context(instance=instance))
+    with time_machine.travel(silent, tick=False):
+        result = dead_run_reaper(build_sensor_context(instance=instance))
+
+    assert early.skip_message == "no dead run"
+    assert result.skip_message == f"failed 1 dead run(s): {run.run_id}"
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed.status == DagsterRunStatus.FAILURE
+    assert failed.tags[RUN_FAILURE_REASON_TAG] == "UNEXPECTED_TERMINATION"
+    assert failed.tags[WILL_RETRY_TAG] == "false"  # no origin to relaunch: the person reruns it
+    assert f"run worker pid {cli.pid} no longer exists" in failed_message(instance, run)
+    assert not instance.event_log_storage.get_concurrency_info("slack_api").claimed_slots
+
+
+def failed_message(instance, run: DagsterRun) -> str:
+    (record,) = instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.RUN_FAILURE
+    ).records
+    return record.event_log_entry.dagster_event.message

@@ -21,11 +21,11 @@ embedding inputs against the reference) is printed at the end. A scenario record
 before asserting its checks, so a failing check still shows its figures (a run that keeps
 failing stops the scenario earlier, with the runs' errors).
 
-Pools: the kill scenario's dagster.yaml has the shipped storage but not its pool limits. A run
-killed under `dagster asset materialize` keeps its pool slot (nothing launched it through a
-code server, so no run monitor or reaper can see it die), and with `default_limit: 1` every
-re-run would wait on that slot forever; that is the daemon path's concern, not this data-path
-check's.
+Pools: the kill scenario's dagster.yaml has the shipped storage and pool limits
+(`default_limit: 1`). A run killed under `dagster asset materialize` keeps its pool slot until
+`dead_run_reaper` fails it; the daemon is not running here, so between each kill and its re-run
+the suite evaluates that sensor itself, once the killed run has been silent for its grace, as
+an operator's daemon would on its next tick (see `reap_after_kill`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dagster import DagsterRunStatus, RunsFilter, build_sensor_context
 
+from sync_pipelines import clock
+from sync_pipelines.dead_runs import GRACE_S, dead_run_reaper
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.fault_proxy import FaultPlan, FaultProxies, FaultProxy
 from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
@@ -78,6 +81,9 @@ storage:
   postgres:
     postgres_url:
       env: DAGSTER_PG_URL
+concurrency:
+  pools:
+    default_limit: 1  # as shipped: a killed run's slot blocks every re-run until it is freed
 telemetry:
   enabled: false
 """
@@ -165,6 +171,27 @@ class Kill:
     asset: str
     at_request: int
     mid_run: bool  # the process was still running when SIGKILL landed
+    reaped: int  # runs dead_run_reaper failed after the kill (1 when the kill landed mid-run)
+
+
+def reap_after_kill(deployment: Deployment) -> int:
+    """Evaluate `dead_run_reaper` as the operator's daemon would after a kill: on its first tick
+    once the killed run has logged nothing for GRACE_S (waited out on the real clock, which
+    this suite runs on); the number of runs it failed."""
+    instance = deployment.instance
+    started = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    if not started:
+        return 0
+    last = max(
+        instance.get_records_for_run(run.run_id, limit=1, ascending=False)
+        .records[0]
+        .event_log_entry.timestamp
+        for run in started
+    )
+    time.sleep(max(0.0, last + GRACE_S + 1 - clock.now_epoch()))
+    dead_run_reaper(build_sensor_context(instance=instance))
+    statuses = [instance.get_run_by_id(run.run_id).status for run in started]
+    return statuses.count(DagsterRunStatus.FAILURE)
 
 
 def kill_at_request(
@@ -185,7 +212,7 @@ def kill_at_request(
         time.sleep(0.005)
     mid_run = kill_group(process)
     deployment.failed_runs[asset] += 1
-    return Kill(asset, at_request, mid_run)
+    return Kill(asset, at_request, mid_run, reap_after_kill(deployment))
 
 
 @pytest.mark.postgres
@@ -262,6 +289,10 @@ def test_sigkill_then_rerun_leaves_exactly_the_reference_and_no_secret(
                 f"the {k.asset} kill at request {k.at_request} lands mid-run": k.mid_run
                 for k in kills
             },
+            **{
+                f"the reaper fails the {k.asset} kill's run ({k.reaped})": k.reaped == k.mid_run
+                for k in kills
+            },
             f"the store equals the reference ({comparison})": comparison.exact,
             f"no private chunk shown to non-members ({acl})": acl.leaked == 0,
             "members find their own private chunks": acl.member_hits == acl.queries,
@@ -281,7 +312,8 @@ def test_sigkill_then_rerun_leaves_exactly_the_reference_and_no_secret(
         scenario="sigkill",
         seed=seed,
         requests=requests,
-        kills=f"{sum(k.mid_run for k in kills)}/{len(kills)} (ledger {recorded_at_kill})",
+        kills=f"{sum(k.mid_run for k in kills)}/{len(kills)}, reaped "
+        f"{sum(k.reaped for k in kills)} (ledger {recorded_at_kill})",
         runs=runs_figures(deployment),
         store=store_figures(comparison),
         duplicates=comparison.duplicates,
