@@ -28,51 +28,23 @@ from sync_pipelines import clock
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sandbox import Company, Knobs, Sandbox
-from sync_pipelines.sources.fireflies import client as fireflies
-from sync_pipelines.sources.jira import client as jira
-from sync_pipelines.sources.notion import client as notion
-from sync_pipelines.sources.slack.client import DEFAULT_TIER_LIMITS, METHOD_TIERS, SlackResource
-from sync_pipelines.sources.tempo import client as tempo
+from sync_pipelines.sources.registry import names
 from sync_pipelines_tests.contract import SourceContract, discover
-
-# source -> (module with DOCUMENTED_RATE_PER_S / MAX_PAGE_SIZE, resource class name)
-PAGED_SOURCES = {
-    "jira": (jira, "JiraResource"),
-    "notion": (notion, "NotionResource"),
-    "fireflies": (fireflies, "FirefliesResource"),
-    "tempo": (tempo, "TempoResource"),
-}
 
 
 def production_resources(contract: SourceContract, sandbox: Sandbox) -> dict:
-    """The contract's resources with production pacing and the bench's page size."""
+    """The contract's resources, the source's own at its production pacing (the resource's
+    defaults) and the bench's page size."""
     resources = dict(contract.resources(sandbox))
-    if contract.name == "slack":
-        resources["slack"] = SlackResource(
-            base_url=sandbox.slack_base_url, tier_limits_per_minute=dict(DEFAULT_TIER_LIMITS)
-        )
-        return resources
-    module, cls_name = PAGED_SOURCES[contract.name]
-    resources[contract.name] = getattr(module, cls_name)(
-        base_url=resources[contract.name].base_url,
-        rate_per_s=module.DOCUMENTED_RATE_PER_S,
-        page_size=SIZES[contract.name][2],
+    tested = resources[contract.name]
+    resources[contract.name] = type(tested)(
+        base_url=tested.base_url, page_size=contract.bench_size[2]
     )
     return resources
 
 
-def budgets(contract: SourceContract) -> dict[str, float]:
-    """Knob route (or "*" = every other route) -> the documented requests/s of its budget."""
-    if contract.name == "slack":  # per method, at its tier's rate
-        return {m: DEFAULT_TIER_LIMITS[t] / 60 for m, t in METHOD_TIERS.items()}
-    if contract.name == "tempo":  # issue lookups spend the Jira budget, not Tempo's
-        return {"worklogs": tempo.DOCUMENTED_RATE_PER_S, "*": jira.DOCUMENTED_RATE_PER_S}
-    module, _ = PAGED_SOURCES[contract.name]
-    return {"*": module.DOCUMENTED_RATE_PER_S}
-
-
 def enforce_limits(contract: SourceContract, knobs: Knobs) -> None:
-    rates = budgets(contract)
+    rates = contract.rate_budgets
     knobs.rate_limits = {r: int(rate * 60) for r, rate in rates.items() if r != "*"}
     if "*" in rates:
         knobs.default_rate_limit = int(rates["*"] * 60)
@@ -80,7 +52,7 @@ def enforce_limits(contract: SourceContract, knobs: Knobs) -> None:
 
 def ideal_seconds(contract: SourceContract, knobs: Knobs) -> float:
     """Least time the served calls need at the documented rates (budgets run in parallel)."""
-    rates = budgets(contract)
+    rates = contract.rate_budgets
     spent: dict[str, int] = {}
     for route, count in knobs.calls.items():
         budget = route if route in rates else "*"
@@ -125,25 +97,11 @@ def run_source(contract: SourceContract, company: Company, days: int, work: Path
         achieved = records / elapsed
         return (
             f"{contract.name:10s} {records:6d} records {served:5d} calls "
-            f"(page size {SIZES[contract.name][2]}) "
+            f"(page size {contract.bench_size[2]}) "
             f"({served / max(records, 1):.2f}/record) {elapsed:7.1f} s "
             f"{achieved:8.2f} rec/s  ceiling {ceiling:8.2f} rec/s  ratio {achieved / ceiling:.2f}"
             f"  429s seen {rejected}"
         )
-
-
-# source -> (company size in Slack messages, days synced in one range run, page size).
-# Each run must make many more calls than the client's initial burst (Jira 10, Slack 8,
-# Tempo 5) for the steady-state ratio to mean anything, within a few minutes at the vendor's
-# rate; where the data is small for that, a smaller page size makes more calls (the ceiling
-# is computed for the page size used).
-SIZES = {
-    "slack": (3000, 2, 999),
-    "notion": (6000, 1, 100),
-    "jira": (60000, 7, 10),
-    "fireflies": (30000, 3, 50),
-    "tempo": (60000, 7, 20),
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,9 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every company size")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
-    for contract in discover():
-        if args.only in (None, contract.name):
-            messages, days, _ = SIZES[contract.name]
+    contracts = {c.name: c for c in discover()}
+    for name in names():
+        contract = contracts.get(name)
+        if contract is None:
+            print(f"{name:10s} skipped: no contract in sync_pipelines_tests/contract/", flush=True)
+        elif args.only in (None, name):
+            messages, days, _ = contract.bench_size
             company = Company.generate(seed=7, messages=int(messages * args.scale), days=7)
             print(run_source(contract, company, days, work), flush=True)
     return 0

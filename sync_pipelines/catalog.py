@@ -11,17 +11,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from dagster import AssetsDefinition, MetadataValue
 
 from sync_pipelines.connections import (
     DEFAULT_REGISTRY_PATH,
     REGISTRY_PATH_ENV,
-    STANDARD_ENV,
     Registry,
     load_registry,
+    standard_env,
 )
-from sync_pipelines.source_table import entry
+
+if TYPE_CHECKING:
+    from sync_pipelines.sources.declaration import SourceDeclaration
 
 OWNERS_ENV = "SYNC_ASSET_OWNERS"
 DEFAULT_OWNERS = ("team:data-platform",)
@@ -45,9 +48,9 @@ def asset_owners(environ: Mapping[str, str] | None = None) -> list[str]:
     return owners or list(DEFAULT_OWNERS)
 
 
-def source_metadata(source: str) -> dict:
-    """Definition metadata of a source asset, from its row of the source table."""
-    row = entry(source)
+def source_metadata(row: SourceDeclaration) -> dict:
+    """Definition metadata of a source asset, from its declaration."""
+    source = row.name
     return {
         "api_docs": MetadataValue.url(row.docs_url),
         "cadence": f"{row.cadence}, by {source}_schedule (job {source}_sync)",
@@ -70,7 +73,7 @@ def connection_hint(registry: Registry, source: str) -> str:
     if active:
         return f"{len(active)} active at load: {', '.join(active)}"
     if not registry.from_file:
-        first_env = next(iter(STANDARD_ENV[source][0].values()))
+        first_env = next(iter(standard_env()[source][0].values()))
         return f"none active: no registry file and {first_env} is not set; {_SEE_REGISTRY}"
     invalid = [p for p in registry.problems if p.source in (None, source)]
     n = len(invalid)

@@ -32,10 +32,10 @@ def _top_k(value: str) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from sync_pipelines.definitions import SOURCE_NAMES
     from sync_pipelines.metrics import metrics_table
+    from sync_pipelines.sources.registry import names
 
-    assets = [args.source] if args.source else [*SOURCE_NAMES, "vector_index"]
+    assets = [args.source] if args.source else [*names(), "vector_index"]
     frame = metrics_table(DagsterInstance.get(), assets, last=args.last)
     print(frame.to_string(index=False) if not frame.empty else "no runs recorded yet")
     return 0
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     query = sub.add_parser("query", help="search the vector index")
     query.add_argument("text")
     query.add_argument("--top-k", type=_top_k, default=5, help="results, 1 to 1000 (default 5)")
-    query.add_argument("--source", help="only this source (e.g. slack)")
+    query.add_argument("--source", help="only this source (its asset name)")
     query.add_argument(
         "--as", dest="as_user", metavar="EMAIL", help="search as this user (default: public only)"
     )
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Registers the connection's partition if the connections sensor has not "
         "yet, then materializes the source for the days, at most 11 days per run.",
     )
-    sync.add_argument("source", help="slack, jira, notion, fireflies or tempo")
+    sync.add_argument("source", help="the source (its asset name)")
     sync.add_argument("--connection", required=True, help="connection id in the registry")
     sync.add_argument("--day", metavar="YYYY-MM-DD", help="one UTC day")
     sync.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first UTC day")
@@ -93,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         "metrics", help="figures of the last runs per source, from run storage ($DAGSTER_HOME)"
     )
     metrics.add_argument("--last", type=int, default=10, help="runs per asset")
-    metrics.add_argument("--source", help="one asset (e.g. slack, vector_index)")
+    metrics.add_argument("--source", help="one asset (a source or vector_index)")
     metrics.set_defaults(func=_metrics)
 
-    demo = sub.add_parser("demo", help="sandbox -> Slack -> vector index, then a sample search")
+    demo = sub.add_parser("demo", help="sandbox -> every source -> vector index, then a sample search")
     demo.add_argument("--messages", type=int, default=3000)
     demo.add_argument("--days", type=int, default=5)
     demo.add_argument("--seed", type=int, default=7)

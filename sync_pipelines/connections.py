@@ -1,6 +1,6 @@
 """The connection registry: which accounts of which sources are synced, and with what credentials.
 
-A connection is one account of one source (a Slack workspace, a Jira site...). The registry is a
+A connection is one account of one source (a workspace, a site...). The registry is a
 YAML file; credentials appear in it only as environment-variable *names*, so the file can be
 committed and secrets stay in the environment. Without a file, each source gets a single
 `default` connection when its standard environment variables are set.
@@ -34,15 +34,14 @@ _ENTRY_KEYS = {"id", "source", "active", "credentials", "options", "base_url"}
 # A quoted part of a YAML error (an alias, a tag) is file content: long ones are masked.
 _YAML_QUOTED = re.compile(r"""'[^']{4,}'|"[^"]{4,}\"""")
 
-# source -> (credential field -> standard env var, base-url env var) for the implicit `default`
-# connection; the first credential listed must be set for the connection to exist.
-STANDARD_ENV: dict[str, tuple[dict[str, str], str]] = {
-    "slack": ({"token": "SLACK_BOT_TOKEN"}, "SLACK_BASE_URL"),
-    "jira": ({"api_token": "JIRA_API_TOKEN", "email": "JIRA_EMAIL"}, "JIRA_BASE_URL"),
-    "notion": ({"token": "NOTION_TOKEN"}, "NOTION_BASE_URL"),
-    "fireflies": ({"api_key": "FIREFLIES_API_KEY"}, "FIREFLIES_BASE_URL"),
-    "tempo": ({"token": "TEMPO_API_TOKEN"}, "TEMPO_BASE_URL"),
-}
+
+def standard_env() -> dict[str, tuple[dict[str, str], str]]:
+    """source -> (credential field -> standard env var, base-url env var) for the implicit
+    `default` connection; the first credential listed must be set for it to exist. Read from
+    the source declarations when asked: the sources import this module, so not at import."""
+    from sync_pipelines.sources.registry import declarations
+
+    return {d.name: (dict(d.credentials_env), d.base_url_env) for d in declarations()}
 
 
 class RegistryError(ValueError):
@@ -158,7 +157,7 @@ class Registry:
         raise RegistryError(
             f"no {source} connection '{connection_id}' in {self.origin}; known {source} "
             f"connections: {known or 'none'}. "
-            + ("" if known else f"Set {next(iter(STANDARD_ENV[source][0].values()))} or add one.")
+            + ("" if known else f"Set {next(iter(standard_env()[source][0].values()))} or add one.")
         )
 
     def may_remove(self, source: str, connection_id: str) -> bool:
@@ -205,7 +204,7 @@ def _claimed(raw: object) -> tuple[str | None, str | None]:
         return None, None
     source, conn_id = raw.get("source"), raw.get("id")
     return (
-        source if isinstance(source, str) and source in STANDARD_ENV else None,
+        source if isinstance(source, str) and source in standard_env() else None,
         conn_id if isinstance(conn_id, str) and _CONNECTION_ID.match(conn_id) else None,
     )
 
@@ -228,8 +227,9 @@ def _parse_connection(raw: object) -> Connection:
         raise RegistryError(
             f"id {conn_id!r} must be lower-case letters, digits, '-' or '_' (max 63)"
         )
-    if not isinstance(source, str) or source not in STANDARD_ENV:
-        raise RegistryError(f"unknown source {source!r}; known: {sorted(STANDARD_ENV)}")
+    known = standard_env()
+    if not isinstance(source, str) or source not in known:
+        raise RegistryError(f"unknown source {source!r}; known: {sorted(known)}")
     active = raw.get("active", True)
     if not isinstance(active, bool):
         raise RegistryError(f"active must be true or false, got {active!r}")
@@ -242,7 +242,7 @@ def _parse_connection(raw: object) -> Connection:
         if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
             raise RegistryError(
                 f"credential '{name}' must name an environment variable "
-                "(e.g. SLACK_BOT_TOKEN_ACME), not hold a secret inline"
+                "(e.g. CRM_API_TOKEN_ACME), not hold a secret inline"
             )
     options = raw.get("options") or {}
     if not isinstance(options, dict):
@@ -309,7 +309,7 @@ def _read_file(path: Path) -> Registry:
 def default_connections() -> list[Connection]:
     """One `default` connection per source whose standard env vars are set (no registry file)."""
     found = []
-    for source, (credentials, base_url_env) in STANDARD_ENV.items():
+    for source, (credentials, base_url_env) in standard_env().items():
         first_env = next(iter(credentials.values()))
         if os.environ.get(first_env):
             found.append(

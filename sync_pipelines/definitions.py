@@ -28,30 +28,18 @@ from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
-from sync_pipelines.source_table import SourceEntry, entry
-from sync_pipelines.sources.fireflies.asset import fireflies_asset
-from sync_pipelines.sources.fireflies.client import DEFAULT_BASE_URL as FIREFLIES_DEFAULT_BASE_URL
-from sync_pipelines.sources.fireflies.client import FirefliesResource
-from sync_pipelines.sources.jira.asset import jira_asset
-from sync_pipelines.sources.jira.client import JiraResource
-from sync_pipelines.sources.notion.asset import notion_asset
-from sync_pipelines.sources.notion.client import DEFAULT_BASE_URL as NOTION_DEFAULT_BASE_URL
-from sync_pipelines.sources.notion.client import NotionResource
-from sync_pipelines.sources.slack.asset import slack_asset
-from sync_pipelines.sources.slack.client import DEFAULT_BASE_URL as SLACK_DEFAULT_BASE_URL
-from sync_pipelines.sources.slack.client import SlackResource
-from sync_pipelines.sources.tempo.asset import tempo_asset
-from sync_pipelines.sources.tempo.client import TempoResource
+from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.registry import declarations, names, source_assets
 
-_BUILT = {
-    a.key.to_user_string(): a
-    for a in [slack_asset, jira_asset, notion_asset, fireflies_asset, tempo_asset]
-}
-SOURCE_NAMES = list(_BUILT)
-# As loaded: each source's page says whether the registry had an active connection for it.
-_HINTS = connection_hints(SOURCE_NAMES)
-SOURCE_ASSETS = [with_metadata(a, {"connections": _HINTS[name]}) for name, a in _BUILT.items()]
-slack_asset, jira_asset, notion_asset, fireflies_asset, tempo_asset = SOURCE_ASSETS
+_ASSET_SUFFIX = "_asset"
+
+
+def __getattr__(name: str):
+    """`<source>_asset`: a source's asset as loaded here (`from ... import <source>_asset`)."""
+    source = name.removesuffix(_ASSET_SUFFIX)
+    if name.endswith(_ASSET_SUFFIX) and source in SOURCE_NAMES:
+        return SOURCE_ASSETS[SOURCE_NAMES.index(source)]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -85,35 +73,9 @@ def vector_store_resource() -> VectorStoreResource:
     return VectorStoreResource(**options)
 
 
-def alerts_resource() -> AlertsResource:
-    options = {
-        "channel": _env("SYNC_ALERT_CHANNEL", "#alerts"),
-        "slack_base_url": _env("SYNC_ALERT_SLACK_BASE_URL", "https://slack.com/api/"),
-        "webserver_base_url": _env("DAGSTER_WEBSERVER_URL", "http://localhost:3000"),
-    }
-    if _env("SYNC_ALERT_SLACK_TOKEN"):
-        options["slack_token"] = EnvVar("SYNC_ALERT_SLACK_TOKEN")
-    return AlertsResource(**options)
-
-
-def _paced(name: str) -> dict:
-    """`<SOURCE>_RATE_PER_S` overrides a source's documented pacing (plans differ; 0 = off)."""
-    value = _env(f"{name.upper()}_RATE_PER_S")
-    return {"rate_per_s": float(value)} if value is not None else {}
-
-
 def source_resources() -> dict:
-    return {
-        "slack": SlackResource(base_url=_env("SLACK_BASE_URL", SLACK_DEFAULT_BASE_URL)),
-        "jira": JiraResource(base_url=_env("JIRA_BASE_URL"), **_paced("jira")),
-        "tempo": TempoResource(base_url=_env("TEMPO_BASE_URL"), **_paced("tempo")),
-        "notion": NotionResource(
-            base_url=_env("NOTION_BASE_URL", NOTION_DEFAULT_BASE_URL), **_paced("notion")
-        ),
-        "fireflies": FirefliesResource(
-            base_url=_env("FIREFLIES_BASE_URL", FIREFLIES_DEFAULT_BASE_URL), **_paced("fireflies")
-        ),
-    }
+    """Each source's resource under its name, configured from the environment."""
+    return {d.name: d.resource_from_env() for d in declarations()}
 
 
 def build_resources() -> dict:
@@ -123,11 +85,11 @@ def build_resources() -> dict:
         **source_resources(),
         "embedder": embedder_resource(),
         "vector_store": vector_store_resource(),
-        "alerts": alerts_resource(),
+        "alerts": AlertsResource.from_env(),
     }
 
 
-def source_sync_job(row: SourceEntry, asset):
+def source_sync_job(row: SourceDeclaration, asset):
     """`<source>_sync`: what the source's schedule launches, so the runs list names a target."""
     return define_asset_job(
         f"{row.name}_sync",
@@ -137,32 +99,42 @@ def source_sync_job(row: SourceEntry, asset):
     )
 
 
-resources = build_resources()
-vector_index = with_metadata(
-    build_vector_index(SOURCE_ASSETS),
-    index_metadata(resources["embedder"], resources["vector_store"]),
-)
-source_sync_jobs = [source_sync_job(entry(n), a) for n, a in zip(SOURCE_NAMES, SOURCE_ASSETS)]
-vector_index_job = define_asset_job(
-    "vector_index_update", selection=AssetSelection.assets(vector_index)
-)
+def build_definitions() -> Definitions:
+    """Everything the declared sources imply, plus vector_index and the sensors."""
+    sources = declarations()
+    # As loaded: each source's page says whether the registry had an active connection for it.
+    hints = connection_hints(names())
+    assets = [with_metadata(a, {"connections": hints[n]}) for n, a in source_assets().items()]
+    resources = build_resources()
+    vector_index = with_metadata(
+        build_vector_index(assets),
+        index_metadata(resources["embedder"], resources["vector_store"]),
+    )
+    sync_jobs = [source_sync_job(d, a) for d, a in zip(sources, assets)]
+    vector_index_automation = AutomationConditionSensorDefinition(
+        "vector_index_automation",
+        target=AssetSelection.assets(vector_index),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+    )
+    return Definitions(
+        assets=[*assets, vector_index],
+        jobs=[
+            *sync_jobs,
+            define_asset_job("vector_index_update", selection=AssetSelection.assets(vector_index)),
+        ],
+        schedules=[build_source_schedule(d, j) for d, j in zip(sources, sync_jobs)],
+        sensors=[
+            build_connections_sensor(names()),
+            vector_index_automation,
+            build_alerts_sensor(names()),
+            dead_run_reaper,
+        ],
+        resources=resources,
+    )
 
-vector_index_automation = AutomationConditionSensorDefinition(
-    "vector_index_automation",
-    target=AssetSelection.assets(vector_index),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-)
 
-defs = Definitions(
-    assets=[*SOURCE_ASSETS, vector_index],
-    jobs=[*source_sync_jobs, vector_index_job],
-    schedules=[build_source_schedule(entry(n), j) for n, j in zip(SOURCE_NAMES, source_sync_jobs)],
-    sensors=[
-        build_connections_sensor(SOURCE_NAMES),
-        vector_index_automation,
-        build_alerts_sensor(SOURCE_NAMES),
-        dead_run_reaper,
-    ],
-    resources=resources,
-)
+defs = build_definitions()
+SOURCE_NAMES = names()
+*SOURCE_ASSETS, vector_index = defs.assets
+resources = defs.resources

@@ -9,6 +9,7 @@ the same DAGSTER_HOME) shows them.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import timedelta
@@ -26,30 +27,29 @@ def _say(message: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def prepare_environment(root: Path, sandbox, sources: list[str]) -> None:
+def prepare_environment(root: Path, sandbox, sources) -> None:
     """A DAGSTER_HOME on SQLite, a data dir, and a registry with one sandbox connection per
-    source whose secrets are the sandbox's standard environment variables."""
-    from sync_pipelines.connections import STANDARD_ENV
-
+    declared source whose secrets are the sandbox's standard environment variables; no
+    client-side pacing (the sandbox enforces no rate limit unless asked to)."""
     home = (root / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(INSTANCE_YAML)
     lines = ["connections:"]
     for source in sources:
-        credentials, _ = STANDARD_ENV[source]
+        credentials = source.credentials_env
         lines += [
             f"  - id: {DEMO_CONNECTION}",
-            f"    source: {source}",
-            f"    base_url: {sandbox.urls[source]}",
+            f"    source: {source.name}",
+            f"    base_url: {sandbox.urls[source.name]}",
             "    credentials: {" + ", ".join(f"{k}: {v}" for k, v in credentials.items()) + "}",
         ]
-        if source == "slack":  # the sandbox enforces no rate limit unless asked to
-            lines.append("    options: {tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}}")
+        if source.demo_options:
+            lines.append(f"    options: {json.dumps(dict(source.demo_options))}")
     registry = (root / "connections.yaml").resolve()
     registry.write_text("\n".join(lines) + "\n")
     os.environ.update(sandbox.env())
-    os.environ.update({f"{s.upper()}_RATE_PER_S": "0" for s in sources if s != "slack"})
+    os.environ.update({s.rate_env: "0" for s in sources if s.paced})
     os.environ.update(
         {
             "DAGSTER_HOME": str(home),
@@ -66,13 +66,13 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
     from sync_pipelines.sandbox.server import Sandbox
 
     started = time.monotonic()
-    _say(f"generating a sample company: {messages} Slack messages over {days} days (seed {seed})")
+    _say(f"generating a sample company: {messages} chat messages over {days} days (seed {seed})")
     company = Company.generate(seed=seed, messages=messages, days=days)
     with Sandbox(company=company) as sandbox:
         _say("sandbox APIs on " + ", ".join(f"{k} {v}" for k, v in sandbox.urls.items()))
-        from sync_pipelines.source_table import SOURCE_TABLE
+        from sync_pipelines.sources.registry import declarations
 
-        prepare_environment(root, sandbox, [row.name for row in SOURCE_TABLE])
+        prepare_environment(root, sandbox, declarations())
 
         from dagster import DagsterInstance
 

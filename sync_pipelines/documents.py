@@ -35,7 +35,7 @@ class Document:
 
     `doc_id` is `source:connection:native_id` so re-syncs of the same record keep their ids.
     `access` is `["all"]` or the emails/groups that may read it. `metadata` holds the
-    source-specific fields (Slack `channel_id`, Jira `issue_key`, ...): flat str/int/float/bool
+    source-specific fields (a channel id, an issue key, ...): flat str/int/float/bool
     values or lists of str, so every vector store can keep them.
     """
 

@@ -1,4 +1,4 @@
-"""Staggered schedules generated from the source table, one per `<source>_sync` job.
+"""Staggered schedules generated from the source declarations, one per `<source>_sync` job.
 
 Each tick requests today's partition (and yesterday's during the first hour after midnight, so
 the closed day gets its last changes) for every active connection, with run keys that make a
@@ -20,12 +20,13 @@ from dagster import (
 from sync_pipelines.connections import RegistryError
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry
-from sync_pipelines.source_table import SourceEntry
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export the type
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
+
+    from sync_pipelines.sources.declaration import SourceDeclaration
 
 YESTERDAY_GRACE = timedelta(hours=1)
 
@@ -39,7 +40,7 @@ def partition_days(scheduled_at) -> list[str]:
     return days
 
 
-def build_source_schedule(entry: SourceEntry, job: "UnresolvedAssetJobDefinition"):
+def build_source_schedule(entry: "SourceDeclaration", job: "UnresolvedAssetJobDefinition"):
     """The schedule of `entry`, launching its runs as `job` (named, so the runs list shows a
     target rather than an anonymous asset job)."""
 

@@ -3,7 +3,7 @@
 Deleting a dynamic partition hides a connection's history and stops its runs, so the sensor
 only deletes what a usable registry file says is gone. A registry that cannot be used, or an
 entry that became invalid, changes nothing; it is reported in the tick's skip reason, its log,
-and once per problem in Slack (the dedupe lives in the sensor's cursor).
+and once per problem as an alert (the dedupe lives in the sensor's cursor).
 """
 
 import json
@@ -57,7 +57,7 @@ def alert_new_problems(
 ) -> str:
     """Post the problems (key -> text) not alerted yet, in one message; the new cursor.
 
-    Fixed problems are forgotten, so one that comes back alerts again; a post Slack refused
+    Fixed problems are forgotten, so one that comes back alerts again; a post the alert channel refused
     is tried again next tick."""
     alerted = set(json.loads(context.cursor or "[]")) & set(problems)
     new = sorted(set(problems) - alerted)
@@ -87,7 +87,7 @@ def build_connections_sensor(sources: Sequence[str]):
             "set inactive or removed from a valid registry file loses its partition (its history "
             "stays in the event log and shows again if it is re-activated). An empty, missing or "
             "unreadable registry, or an invalid entry, removes nothing and is reported here and "
-            "in Slack."
+            "as an alert."
         ),
     )
     def connections_sensor(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +19,7 @@ from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.server import Sandbox
 from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines.sources.registry import names
 from sync_pipelines.sources.slack.client import SlackResource
 from sync_pipelines_tests.pinned_clock import PinnedClock, pinned_instant
 
@@ -59,6 +61,20 @@ def _wall_clock_when_marked(request, pinned_clock) -> Iterator[None]:
         yield
     finally:
         pinned_clock.pin()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_defs_state_storage() -> Iterator[None]:
+    """Dagster's current DefsStateStorage is a context variable that each entered instance
+    sets and resets on exit. An instance context an earlier test left un-exited is exited when
+    the garbage collector finalizes it, at any later moment, and the reset then points the
+    variable at a disposed instance: a code location loaded afterwards fails (dead instance or
+    deleted SQLite file). Finalize such leftovers now, and start each test without one."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    gc.collect()
+    _current_storage.set(None)
+    yield
 
 
 @pytest.fixture
@@ -166,7 +182,7 @@ def harness(tmp_path, sandbox, monkeypatch) -> Iterator[SyncHarness]:
 
 
 def _harness(tmp_path, sandbox, registry, instance):
-    for source in ("slack", "jira", "notion", "fireflies", "tempo"):
+    for source in names():
         instance.add_dynamic_partitions(connections_partitions_name(source), ["acme", "broken"])
     yield SyncHarness(
         tmp=tmp_path,

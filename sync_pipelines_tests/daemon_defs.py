@@ -2,6 +2,8 @@
 and dead-run reaper, with the real schedule factory ticking every minute so a test sees a tick
 soon."""
 
+from dataclasses import replace
+
 from dagster import Definitions
 
 from sync_pipelines.dead_runs import dead_run_reaper
@@ -14,9 +16,9 @@ from sync_pipelines.definitions import (
 )
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
-from sync_pipelines.source_table import SourceEntry
+from sync_pipelines.sources.registry import declaration
 
-EVERY_MINUTE = SourceEntry("slack", cadence_minutes=1, offset_minutes=0, freshness_minutes=30)
+EVERY_MINUTE = replace(declaration("slack"), cadence_minutes=1, offset_minutes=0)
 
 defs = Definitions(
     assets=[slack_asset, vector_index],

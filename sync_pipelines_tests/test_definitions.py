@@ -24,7 +24,7 @@ from sync_pipelines.catalog import asset_owners, connection_hints
 from sync_pipelines.connections import load_registry
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry
-from sync_pipelines.source_table import entry
+from sync_pipelines.sources.registry import declaration
 
 ROOT = Path(__file__).resolve().parents[1]
 CREDENTIAL_VARS = [
@@ -115,7 +115,7 @@ def test_asset_pages_carry_definition_metadata():
     from sync_pipelines.definitions import SOURCE_NAMES, defs, resources
 
     for name in SOURCE_NAMES:
-        row = entry(name)
+        row = declaration(name)
         metadata = defs.get_assets_def(name).get_asset_spec().metadata
         assert metadata["api_docs"].url == row.docs_url and row.docs_url.startswith("https://")
         assert metadata["cadence"].startswith(row.cadence) and row.cron in metadata["cron"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sync_pipelines.sources.registry import names
+
 pytestmark = pytest.mark.integration
 
 
@@ -23,7 +25,7 @@ def test_demo_syncs_every_source_and_answers_a_search(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    for source in ("slack", "jira", "notion", "fireflies", "tempo"):
+    for source in names():
         assert f"] {source}: " in out, f"no progress line for {source}"
     assert "sample search as" in out and "  1. [" in out
     summary = out[out.index("Summary"):]

@@ -14,10 +14,12 @@ from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import SourceAuthError, SourceError
 from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines.sandbox.fireflies_data import SHARED_COMPANY_WIDE, FirefliesData
-from sync_pipelines.sources.fireflies.asset import fireflies_asset
 from sync_pipelines.sources.fireflies.client import FirefliesResource, retry_after_s
 from sync_pipelines.sources.fireflies.sync import FirefliesOptions, FirefliesSync
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
+
+fireflies_asset = source_asset("fireflies")
 
 KEY_ENV = "TEST_FIREFLIES_KEY"
 

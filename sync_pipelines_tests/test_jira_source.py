@@ -13,7 +13,6 @@ from sync_pipelines.partitions import partition_key, window_from_keys
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, plain_text
 from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sources.jira.asset import jira_asset
 from sync_pipelines.sources.jira.client import JiraClient, JiraResource
 from sync_pipelines.sources.jira.sync import (
     JiraOptions,
@@ -22,7 +21,10 @@ from sync_pipelines.sources.jira.sync import (
     build_jql,
     floor_minute,
 )
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
+
+jira_asset = source_asset("jira")
 
 EMAIL_ENV, TOKEN_ENV = "TEST_JIRA_EMAIL", "TEST_JIRA_TOKEN"
 

@@ -17,11 +17,13 @@ from sync_pipelines.partitions import window_from_keys
 from sync_pipelines.resilience import SourceAuthError
 from sync_pipelines.sandbox.notion_api import SANDBOX_NOTION_TOKEN
 from sync_pipelines.sandbox.notion_data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
-from sync_pipelines.sources.notion.asset import notion_asset
 from sync_pipelines.sources.notion.client import NotionClient, NotionResource
 from sync_pipelines.sources.notion.sync import INCREMENTAL_OVERLAP_S, NotionSync
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
 from sync_pipelines_tests.contract.notion import PAGE_SIZE, notion_resource
+
+notion_asset = source_asset("notion")
 
 pytestmark = pytest.mark.integration
 TOKEN_ENV = "TEST_NOTION_TOKEN"

@@ -1,6 +1,7 @@
 """Jobs, schedules, freshness policies and the metrics table generated from the source
-table."""
+declarations."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +11,7 @@ from sync_pipelines import clock
 from sync_pipelines.metrics import metrics_table
 from sync_pipelines.resources import ConnectionRegistry
 from sync_pipelines.schedules import partition_days
-from sync_pipelines.source_table import SOURCE_TABLE, SourceEntry
+from sync_pipelines.sources.registry import declaration, declarations
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.freshness_daemon import (
     freshness_daemon,
@@ -19,22 +20,24 @@ from sync_pipelines_tests.freshness_daemon import (
 )
 
 
-def test_table_follows_the_design_and_staggers_starts():
-    rows = {r.name: r for r in SOURCE_TABLE}
-    assert {n: r.cadence_minutes for n, r in rows.items()} == {
-        "slack": 15, "jira": 30, "notion": 60, "fireflies": 60, "tempo": 60,
-    }
-    assert {n: r.freshness_minutes for n, r in rows.items()} == {
-        "slack": 30, "jira": 60, "notion": 120, "fireflies": 120, "tempo": 120,
-    }
+# The design's cadences and freshness limits (minutes) of the sources it names.
+DESIGN_CADENCE = {"slack": 15, "jira": 30, "notion": 60, "fireflies": 60, "tempo": 60}
+DESIGN_FRESHNESS = {"slack": 30, "jira": 60, "notion": 120, "fireflies": 120, "tempo": 120}
+
+
+def test_declarations_follow_the_design_and_stagger_starts():
+    rows = {r.name: r for r in declarations()}
+    assert {n: rows[n].cadence_minutes for n in DESIGN_CADENCE} == DESIGN_CADENCE
+    assert {n: rows[n].freshness_minutes for n in DESIGN_FRESHNESS} == DESIGN_FRESHNESS
     assert rows["slack"].cron == "1,16,31,46 * * * *"
     assert rows["jira"].cron == "5,35 * * * *"
     assert rows["notion"].cron == "11 * * * *"
-    starts = [int(m) for r in SOURCE_TABLE for m in r.cron.split()[0].split(",")]
+    starts = [int(m) for r in declarations() for m in r.cron.split()[0].split(",")]
     assert len(starts) == len(set(starts)), "no two sources start at the same minute"
-    assert SourceEntry("x", 120, 7, 240).cron == "7 */2 * * *"
+    every_two_hours = replace(declaration("jira"), cadence_minutes=120, offset_minutes=7)
+    assert every_two_hours.cron == "7 */2 * * *"
     with pytest.raises(ValueError, match="must divide 60"):
-        SourceEntry("x", 25, 0, 60).cron
+        replace(declaration("jira"), cadence_minutes=25)
 
 
 def test_yesterday_is_requested_only_just_after_midnight():
@@ -60,13 +63,15 @@ def slack_schedule():
 def tick(schedule, instance, registry, when):
     from sync_pipelines.definitions import defs
 
-    context = build_schedule_context(
+    # Entered and exited: a context left open is finalized later by the garbage collector,
+    # which resets Dagster's current-instance state under whatever test runs then.
+    with build_schedule_context(
         instance=instance,
         repository_def=defs.get_repository_def(),
         scheduled_execution_time=when,
         resources={"connections": ConnectionRegistry(path=str(registry))},
-    )
-    result = schedule.evaluate_tick(context)
+    ) as context:
+        result = schedule.evaluate_tick(context)
     return result.run_requests, result.skip_message
 
 
@@ -134,10 +139,10 @@ def test_schedules_launch_the_named_sync_jobs(harness):
     assert materialization.partition == f"acme|{day(0)}"
 
 
-def test_freshness_policies_carry_the_table_limits():
+def test_freshness_policies_carry_the_declared_limits():
     from sync_pipelines.definitions import defs
 
-    for row in SOURCE_TABLE:
+    for row in declarations():
         policy = defs.get_assets_def(row.name).get_asset_spec().freshness_policy
         assert policy.fail_window.to_timedelta() == timedelta(minutes=row.freshness_minutes)
     assert defs.get_assets_def("vector_index").get_asset_spec().freshness_policy is None
@@ -152,10 +157,10 @@ def test_real_freshness_evaluation_applies_each_source_limit(instance):
         store_materialization(instance, name, f"acme|{day(0)}", at)
     with freshness_daemon(instance) as evaluate:
         evaluate()
-    states = {row.name: freshness_state(instance, row.name) for row in SOURCE_TABLE}
-    assert states == {
+    expected = {
         "slack": "FAIL", "jira": "FAIL", "notion": "PASS", "fireflies": "FAIL", "tempo": "UNKNOWN",
     }
+    assert {name: freshness_state(instance, name) for name in expected} == expected
     assert freshness_state(instance, "vector_index") == "NOT_APPLICABLE"
 
 

@@ -17,10 +17,12 @@ from sync_pipelines.partitions import partition_key
 from sync_pipelines.sandbox.company import Company
 from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines.sandbox.fireflies_data import FirefliesData
-from sync_pipelines.sources.fireflies.asset import fireflies_asset
 from sync_pipelines.sources.fireflies.client import FirefliesResource
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
 from sync_pipelines_tests.test_slack_source import expected_documents
+
+fireflies_asset = source_asset("fireflies")
 
 pytestmark = pytest.mark.integration
 KEY_ENV = "TEST_FIREFLIES_KEY"

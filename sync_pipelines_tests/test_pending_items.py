@@ -18,10 +18,12 @@ from sync_pipelines.resilience import CallStats
 from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines.sandbox.fireflies_data import FirefliesData
 from sync_pipelines.sources.base import SyncOutcome, still_pending
-from sync_pipelines.sources.fireflies.asset import fireflies_asset
 from sync_pipelines.sources.fireflies.client import FirefliesResource
 from sync_pipelines.sources.pending import MAX_WAIT_S, PendingItem, from_json, to_json
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
+
+fireflies_asset = source_asset("fireflies")
 
 pytestmark = pytest.mark.integration
 KEY_ENV = "TEST_FIREFLIES_KEY"

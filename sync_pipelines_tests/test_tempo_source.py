@@ -19,7 +19,7 @@ from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TO
 from sync_pipelines.sandbox.server import Sandbox
 from sync_pipelines.sandbox.tempo_data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN
 from sync_pipelines.sources.jira.client import JiraClient, JiraResource
-from sync_pipelines.sources.tempo.asset import tempo_asset
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines.sources.tempo.client import TempoClient, TempoResource
 from sync_pipelines.sources.tempo.sync import (
     TempoOptions,
@@ -28,6 +28,8 @@ from sync_pipelines.sources.tempo.sync import (
     worklog_text,
 )
 from sync_pipelines_tests.conftest import day, today
+
+tempo_asset = source_asset("tempo")
 
 ENV = {
     "TEST_TEMPO_TOKEN": SANDBOX_TEMPO_TOKEN,

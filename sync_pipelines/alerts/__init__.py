@@ -1,6 +1,6 @@
 """Failure and freshness alerts to Slack, deduped per source/connection with Dagster's storage.
 
-Wire it with `build_alerts_sensor(SOURCE_NAMES)` and an `AlertsResource` under the "alerts"
+Wire it with `build_alerts_sensor(source_names)` and an `AlertsResource` under the "alerts"
 resource key. See sensor.py for the tick loop and state.py for the dedupe rule.
 """
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 from urllib.parse import quote
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -34,6 +35,21 @@ class AlertsResource(ConfigurableResource):
         default="http://localhost:3000", description="Dagster UI address used in run links."
     )
     timeout_s: int = Field(default=10, description="Per-request timeout of a Slack post.")
+
+    @classmethod
+    def from_env(cls) -> AlertsResource:
+        """As the environment configures it (the README's configuration table); the token
+        stays an EnvVar so its value never lands in the definitions."""
+        settings = {
+            "channel": os.environ.get("SYNC_ALERT_CHANNEL") or "#alerts",
+            "slack_base_url": os.environ.get("SYNC_ALERT_SLACK_BASE_URL")
+            or "https://slack.com/api/",
+            "webserver_base_url": os.environ.get("DAGSTER_WEBSERVER_URL")
+            or "http://localhost:3000",
+        }
+        if os.environ.get(TOKEN_ENV):
+            settings["slack_token"] = EnvVar(TOKEN_ENV)
+        return cls(**settings)
 
     @property
     def configured(self) -> bool:

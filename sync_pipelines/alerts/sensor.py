@@ -35,7 +35,7 @@ from sync_pipelines.alerts.signals import (
 )
 from sync_pipelines.alerts.state import AlertState, Problem, Waiting
 from sync_pipelines.index.asset import VECTOR_INDEX
-from sync_pipelines.source_table import entry
+from sync_pipelines.sources.registry import declaration
 
 MAX_RUNS_PER_TICK = 100
 MAX_POSTS_PER_TICK = 20
@@ -116,7 +116,7 @@ def build_alerts_sensor(
     """A sensor alerting on failed runs of `source_names` and `index_name` and on sources
     failing their freshness policy, once per failing subject, with one recovery message."""
     watched = frozenset([*source_names, index_name])
-    freshness_limits = {name: entry(name).freshness_minutes for name in source_names}
+    freshness_limits = {name: declaration(name).freshness_minutes for name in source_names}
 
     @sensor(
         name=name,

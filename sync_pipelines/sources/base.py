@@ -1,7 +1,7 @@
 """The one asset shape every source shares: partitions, policies, cursor, files, metadata.
 
-A source provides only `sync(context, connection, window, previous) -> SyncOutcome`;
-this module turns it into a daily × connection partitioned asset that reads what earlier runs
+A source declares itself (declaration.py) with a sync entry
+`(context, connection, options, window, previous) -> SyncOutcome`; this module turns it into a daily × connection partitioned asset that reads what earlier runs
 left (the partition's high-water mark, the connection's pending items) from run storage,
 writes the documents before reporting them, and records the figures the UI plots: per-day
 figures on each partition, the run's own ones named `run_*` (see figures.py).
@@ -11,7 +11,7 @@ figures on each partition, the run's own ones named `run_*` (see figures.py).
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from sync_pipelines.catalog import asset_owners, source_metadata
-from sync_pipelines.connections import Connection, CredentialError, RegistryError
+from sync_pipelines.connections import CredentialError, RegistryError
 from sync_pipelines.documents import Document
 from sync_pipelines.freshness import freshness_policy
 from sync_pipelines.metrics import peak_rss_mb
@@ -47,10 +47,12 @@ from sync_pipelines.sources.figures import (
     DOCUMENTS_KEY,
     HWM_KEY,
     day_figures,
-    document_time,
     run_figures,
 )
 from sync_pipelines.sources.pending import PendingItem
+
+if TYPE_CHECKING:
+    from sync_pipelines.sources.declaration import SourceDeclaration
 
 SOURCES_GROUP = "sources"
 FILES_KEY = "documents_files"
@@ -105,22 +107,6 @@ class SyncOutcome:
         )
 
 
-SyncFn = Callable[[AssetExecutionContext, Connection, SyncWindow, Previous], SyncOutcome]
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    name: str
-    sync_resource_key: str
-    description: str
-    sync: SyncFn
-    kinds: frozenset[str] = frozenset()
-    # Resources the sync reads besides its own (e.g. Tempo resolves issues through Jira).
-    extra_resource_keys: frozenset[str] = frozenset()
-    # The time that puts a document in its partition day (Slack: a reply's parent's).
-    partition_time: Callable[[Document], float] = document_time
-
-
 def previous_high_water_mark(context: AssetExecutionContext, key: str) -> float | None:
     """The mark of the partition's latest materialization, or None if it never landed."""
     result = context.instance.fetch_materializations(
@@ -171,7 +157,7 @@ def group_by_connection(partition_keys: list) -> list[SyncWindow]:
     return [window_from_keys(keys) for _, keys in sorted(by_connection.items())]
 
 
-def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
+def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
     @asset(
         name=spec.name,
         group_name=SOURCES_GROUP,
@@ -180,17 +166,17 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
         retry_policy=SOURCE_RETRY_POLICY,
         required_resource_keys={
-            spec.sync_resource_key,
+            spec.name,
             "connections",
             "documents",
             *spec.extra_resource_keys,
         },
         kinds=set(spec.kinds) | {"python"},
-        pool=f"{spec.name}_api",
+        pool=spec.pool,
         tags={"sync/source": spec.name},
         owners=asset_owners(),
-        metadata=source_metadata(spec.name),
-        freshness_policy=freshness_policy(spec.name),
+        metadata=source_metadata(spec),
+        freshness_policy=freshness_policy(spec.freshness_minutes),
     )
     def _source_asset(context: AssetExecutionContext) -> MaterializeResult:
         started = time.monotonic()
@@ -217,7 +203,9 @@ def build_source_asset(spec: SourceSpec) -> AssetsDefinition:
                     f"{label}: days {window.days[0]}..{window.days[-1]}, previous mark {hwm}, "
                     f"{len(carried)} pending items"
                 )
-                outcome = spec.sync(context, connection, window, Previous(hwm, tuple(carried)))
+                options = spec.parse_options(connection)
+                previous = Previous(hwm, tuple(carried))
+                outcome = spec.sync(context, connection, options, window, previous)
             # Rejected credentials and answers that will not change (404, 400, 410, 422, ...).
             except (SourcePermanentError, CredentialError, RegistryError, ValueError) as exc:
                 failures.append((label, exc, False))

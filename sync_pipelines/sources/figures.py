@@ -28,14 +28,14 @@ HWM_KEY = "high_water_mark"
 
 
 def document_time(doc: Document) -> float:
-    """The default partition time of a document: its timestamp (Jira/Tempo updated, Notion
-    last edit, Fireflies meeting start)."""
+    """The default partition time of a document: its timestamp (last update, last edit,
+    meeting start: whatever the source's document says)."""
     return doc.timestamp_epoch
 
 
 def partition_day(window: SyncWindow, epoch: float) -> str:
     """The run's day an item counts on: its own day, or the nearest day of the run when it
-    lies outside (a Slack edit re-read by the lookback, a pending meeting fetched days later
+    lies outside (an edit re-read by a lookback, a pending meeting fetched days later
     counts on the partition whose run wrote it)."""
     day = datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d")
     if day in window.days:

@@ -8,7 +8,7 @@ PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 
 
 def project_keys(options: dict, name: str, source: str) -> tuple[str, ...]:
-    """A list of Jira project keys such as [SUBS, CORE] (empty when the option is absent)."""
+    """A list of project keys such as [SUBS, CORE] (empty when the option is absent)."""
     keys = options.get(name) or ()
     if isinstance(keys, str) or not all(isinstance(k, str) and PROJECT_KEY.match(k) for k in keys):
         raise ValueError(f"{source} option '{name}' must be a list of project keys, e.g. [SUBS]")

@@ -1,5 +1,5 @@
 """Items a source listed but could not write yet (a transcript still processing), shared by
-every source that has them (Fireflies today; Gong and Fathom the same way).
+every source that has them (meeting transcripts still processing, for instance).
 
 Why: such an item appears in the listing of its day once, possibly never again within the
 lookback, so skipping it would lose it and writing it would index an empty shell. Instead each

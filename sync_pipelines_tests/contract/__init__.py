@@ -34,6 +34,11 @@ class SourceContract:
     expected_ids: (company, start, end) -> every doc_id a full sync of [start, end) yields.
     extra_env: other environment variables the registry entry names (e.g. the Jira email).
     data_days: (first, last) day offsets from today that hold data, for the range run.
+    rate_budgets: knob route (or "*" = every other route) -> the vendor's documented
+        requests/s on it, which bench/source_throughput.py enforces in the emulator.
+    bench_size: (company size in Slack messages, days synced in one range run, page size)
+        of the throughput bench: many more calls than the client's initial burst, within a
+        few minutes at the vendor's rate (a smaller page size makes more calls).
     """
 
     name: str
@@ -45,6 +50,8 @@ class SourceContract:
     expected_ids: Callable[[Company, datetime, datetime], set[str]]
     extra_env: dict[str, str] = field(default_factory=dict)
     data_days: tuple[int, int] = (-3, 0)
+    rate_budgets: dict[str, float] = field(default_factory=dict)
+    bench_size: tuple[int, int, int] = (3000, 2, 100)
 
 
 def discover() -> list[SourceContract]:

@@ -2,9 +2,11 @@
 
 from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines.sandbox.fireflies_data import FirefliesData
-from sync_pipelines.sources.fireflies.asset import fireflies_asset
-from sync_pipelines.sources.fireflies.client import FirefliesResource
+from sync_pipelines.sources.fireflies.client import DOCUMENTED_RATE_PER_S, FirefliesResource
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.contract import SourceContract
+
+fireflies_asset = source_asset("fireflies")
 
 
 def expected_ids(company, start, end):
@@ -27,4 +29,6 @@ CONTRACT = SourceContract(
     good_secret=SANDBOX_FIREFLIES_API_KEY,
     list_route="transcripts",
     expected_ids=expected_ids,
+    rate_budgets={"*": DOCUMENTED_RATE_PER_S},
+    bench_size=(30000, 3, 50),
 )

@@ -3,9 +3,11 @@
 
 from sync_pipelines import clock
 from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, JiraSite
-from sync_pipelines.sources.jira.asset import jira_asset
-from sync_pipelines.sources.jira.client import JiraResource
+from sync_pipelines.sources.jira.client import DOCUMENTED_RATE_PER_S, JiraResource
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.contract import SourceContract
+
+jira_asset = source_asset("jira")
 
 EMAIL_ENV = "CONTRACT_JIRA_EMAIL"
 
@@ -34,4 +36,6 @@ CONTRACT = SourceContract(
     list_route="search/jql",
     expected_ids=expected_ids,
     extra_env={EMAIL_ENV: SANDBOX_JIRA_EMAIL},
+    rate_budgets={"*": DOCUMENTED_RATE_PER_S},
+    bench_size=(60000, 7, 10),
 )

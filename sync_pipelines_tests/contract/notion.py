@@ -2,9 +2,11 @@
 
 from sync_pipelines.sandbox.notion_api import SANDBOX_NOTION_TOKEN
 from sync_pipelines.sandbox.notion_data import NotionWorkspace
-from sync_pipelines.sources.notion.asset import notion_asset
-from sync_pipelines.sources.notion.client import NotionResource
+from sync_pipelines.sources.notion.client import DOCUMENTED_RATE_PER_S, NotionResource
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.contract import SourceContract
+
+notion_asset = source_asset("notion")
 
 # Small pages so search and long pages span several; no client-side pacing in tests.
 PAGE_SIZE = 25
@@ -32,4 +34,6 @@ CONTRACT = SourceContract(
     good_secret=SANDBOX_NOTION_TOKEN,
     list_route="search",
     expected_ids=expected_ids,
+    rate_budgets={"*": DOCUMENTED_RATE_PER_S},
+    bench_size=(6000, 1, 100),
 )

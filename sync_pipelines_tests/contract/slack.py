@@ -2,7 +2,7 @@
 
 from sync_pipelines.definitions import slack_asset
 from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
-from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines.sources.slack.client import DEFAULT_TIER_LIMITS, METHOD_TIERS, SlackResource
 from sync_pipelines.sources.slack.sync import SKIPPED_SUBTYPES
 from sync_pipelines_tests.contract import SourceContract
 
@@ -35,4 +35,7 @@ CONTRACT = SourceContract(
     good_secret=SANDBOX_SLACK_TOKEN,
     list_route="conversations.history",
     expected_ids=expected_ids,
+    # Per method, at its tier's rate.
+    rate_budgets={m: DEFAULT_TIER_LIMITS[t] / 60 for m, t in METHOD_TIERS.items()},
+    bench_size=(3000, 2, 999),
 )

@@ -3,10 +3,14 @@
 from sync_pipelines import clock
 from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
 from sync_pipelines.sandbox.tempo_data import SANDBOX_TEMPO_TOKEN, TempoWorklogs
+from sync_pipelines.sources.jira import client as jira
 from sync_pipelines.sources.jira.client import JiraResource
-from sync_pipelines.sources.tempo.asset import tempo_asset
+from sync_pipelines.sources.registry import source_asset
+from sync_pipelines.sources.tempo import client as tempo
 from sync_pipelines.sources.tempo.client import TempoResource
 from sync_pipelines_tests.contract import SourceContract
+
+tempo_asset = source_asset("tempo")
 
 JIRA_EMAIL_ENV, JIRA_TOKEN_ENV = "CONTRACT_TEMPO_JIRA_EMAIL", "CONTRACT_TEMPO_JIRA_TOKEN"
 
@@ -43,4 +47,7 @@ CONTRACT = SourceContract(
     list_route="worklogs",
     expected_ids=expected_ids,
     extra_env={JIRA_EMAIL_ENV: SANDBOX_JIRA_EMAIL, JIRA_TOKEN_ENV: SANDBOX_JIRA_TOKEN},
+    # Issue lookups spend the Jira budget, not Tempo's.
+    rate_budgets={"worklogs": tempo.DOCUMENTED_RATE_PER_S, "*": jira.DOCUMENTED_RATE_PER_S},
+    bench_size=(60000, 7, 20),
 )

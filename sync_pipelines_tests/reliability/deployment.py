@@ -24,11 +24,12 @@ from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
-from sync_pipelines.sources.slack.asset import slack_asset
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines.sources.slack.client import SlackResource
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = Path(sys.executable).with_name("dagster")
+slack_asset = source_asset("slack")
 vector_index = build_vector_index([slack_asset])  # the product's asset, over the one source here
 DIMENSION = 384  # the Pinecone emulator's default index dimension
 CONNECTION = "acme"

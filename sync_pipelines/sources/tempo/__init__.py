@@ -1,1 +1,80 @@
-"""Tempo Cloud: worklogs, tied to their Jira issues and authors through the Jira source."""
+"""Tempo Cloud: worklogs, tied to their Jira issues and authors through the Jira source.
+
+Its sync needs two resources: `tempo`, and `jira` to resolve issue ids, author names and the
+active projects through the Jira connection the Tempo connection names.
+"""
+
+from dagster import AssetExecutionContext
+
+from sync_pipelines.connections import Connection, RegistryError
+from sync_pipelines.partitions import SyncWindow
+from sync_pipelines.resilience import CallStats
+from sync_pipelines.sources.base import Previous, SyncOutcome
+from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.tempo.client import TempoResource
+from sync_pipelines.sources.tempo.sync import SOURCE as NAME
+from sync_pipelines.sources.tempo.sync import TempoOptions, TempoSync
+
+JIRA = "jira"
+
+
+def _total(*parts: CallStats) -> CallStats:
+    total = CallStats()
+    for stats in parts:
+        total.add(
+            api_calls=stats.api_calls,
+            rate_limited=stats.rate_limited,
+            retries=stats.retries,
+            throttle_wait_s=stats.throttle_wait_s,
+        )
+    return total
+
+
+def sync(
+    context: AssetExecutionContext,
+    connection: Connection,
+    options: TempoOptions,
+    window: SyncWindow,
+    previous: Previous,
+) -> SyncOutcome:
+    jira_id = options.jira_connection or connection.id
+    try:
+        jira_connection = context.resources.connections.get(JIRA, jira_id)
+    except RegistryError as exc:
+        raise ValueError(
+            f"tempo connection '{connection.id}' resolves issues through jira connection "
+            f"'{jira_id}' (option 'jira_connection'): {exc}"
+        ) from exc
+    tempo = context.resources.tempo.client_for(connection)
+    jira = context.resources.jira.client_for(jira_connection)
+    try:
+        result = TempoSync(tempo, jira, options, connection.id).run(
+            window, previous.high_water_mark
+        )
+    finally:
+        tempo.close()
+        jira.close()
+    return SyncOutcome.from_result(
+        result, _total(tempo.stats, jira.stats), jira_api_calls=jira.stats.api_calls
+    )
+
+
+SOURCE = SourceDeclaration(
+    name=NAME,
+    resource=TempoResource,
+    sync=sync,
+    options=TempoOptions,
+    extra_resource_keys=frozenset({JIRA}),
+    description=(
+        "Tempo worklogs, one document per worklog tied to its Jira issue and author, "
+        "partitioned by the day the worklog was last updated; worklogs on inactive "
+        "projects are skipped and counted."
+    ),
+    cadence_minutes=60,
+    offset_minutes=41,
+    freshness_minutes=120,
+    credentials_env={"token": "TEMPO_API_TOKEN"},
+    base_url_env="TEMPO_BASE_URL",
+    docs_url="https://apidocs.tempo.io/",
+    kinds=frozenset({"tempo"}),
+)

@@ -1,0 +1,160 @@
+"""What a source is, in one value: the declaration its folder's `__init__.py` exports.
+
+Everything the code location builds per source (asset, `<source>_sync` job, schedule,
+freshness policy, pool, resource from the environment, the connection registry's known
+sources and their standard environment variables, asset-page metadata) is derived from the
+declarations the registry discovers (registry.py), so adding a source edits nothing outside
+its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dagster import AssetExecutionContext, ConfigurableResource
+
+from sync_pipelines.connections import Connection
+from sync_pipelines.documents import Document
+from sync_pipelines.partitions import SyncWindow
+from sync_pipelines.sources.base import Previous, SyncOutcome
+from sync_pipelines.sources.figures import document_time
+
+DISABLED_ENV = "SYNC_DISABLED_SOURCES"
+GROUPS = ("knowledge", "crm")  # "crm" sources share a global run limit
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class SourceResource(Protocol):
+    """The resource of a source: configured once per deployment, it builds one client per
+    connection, applying the connection > resource base-URL precedence."""
+
+    def client_for(self, connection: Connection) -> Any: ...
+
+
+class SourceOptions(Protocol):
+    """A source's connection options, parsed and validated (errors name the option)."""
+
+    @classmethod
+    def from_connection(cls, options: dict) -> SourceOptions: ...
+
+
+class SyncEntry(Protocol):
+    """One connection's sync over a window: builds the client from the source's resource
+    (`context.resources.<name>`), runs the source's sync from the previous mark and pending
+    items, and answers with the shared result type. `options` is None without an options
+    model."""
+
+    def __call__(
+        self,
+        context: AssetExecutionContext,
+        connection: Connection,
+        options: SourceOptions | None,
+        window: SyncWindow,
+        previous: Previous,
+    ) -> SyncOutcome: ...
+
+
+@dataclass(frozen=True)
+class SourceDeclaration:
+    """One source. `credentials_env` maps each credential field to its standard environment
+    variable (the first must be set for the implicit `default` connection to exist);
+    `base_url_env` overrides the resource's default API URL (a connection's own base_url wins
+    over both); `<NAME>_RATE_PER_S` overrides the pacing of a resource with `rate_per_s`."""
+
+    name: str
+    resource: type[ConfigurableResource]  # implementing SourceResource
+    sync: SyncEntry
+    description: str
+    cadence_minutes: int  # divides 60, or a whole number of hours dividing 24
+    offset_minutes: int  # minute of the hour (within the cadence) the schedule starts at
+    freshness_minutes: int  # stale when not materialized for this long
+    credentials_env: Mapping[str, str]
+    base_url_env: str
+    docs_url: str  # the vendor API reference the sync is written against
+    options: type[SourceOptions] | None = None
+    group: str = "knowledge"
+    kinds: frozenset[str] = frozenset()
+    # Resources the sync reads besides its own (e.g. a source resolving ids through another).
+    extra_resource_keys: frozenset[str] = frozenset()
+    # The time that puts a document in its partition day (default: its timestamp).
+    partition_time: Callable[[Document], float] = document_time
+    # Connection options of the demo's sandbox connection (e.g. no client-side pacing).
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"source name {self.name!r} must be lower-case letters, digits, '_'")
+        if self.group not in GROUPS:
+            raise ValueError(f"{self.name}: group {self.group!r} must be one of {GROUPS}")
+        if not self.credentials_env:
+            raise ValueError(f"{self.name}: credentials_env must name at least one credential")
+        self.cron  # noqa: B018 - a cadence that fits no cron fails the declaration
+
+    @property
+    def pool(self) -> str:
+        """Concurrency pool of this source's API (one per API, see dagster.yaml/README)."""
+        return f"{self.name}_api"
+
+    @property
+    def rate_env(self) -> str:
+        return f"{self.name.upper()}_RATE_PER_S"
+
+    @property
+    def paced(self) -> bool:
+        """Whether the resource paces its calls with `rate_per_s` (set by `rate_env`)."""
+        return "rate_per_s" in self.resource.model_fields
+
+    @property
+    def first_credential_env(self) -> str:
+        return next(iter(self.credentials_env.values()))
+
+    @property
+    def cadence(self) -> str:
+        """'every 15 min', 'hourly', 'every 2 h': as the UI and the docs say it."""
+        if self.cadence_minutes < 60:
+            return f"every {self.cadence_minutes} min"
+        hours = self.cadence_minutes // 60
+        return "hourly" if hours == 1 else f"every {hours} h"
+
+    @property
+    def cron(self) -> str:
+        if self.cadence_minutes < 60:
+            if self.cadence_minutes < 1 or 60 % self.cadence_minutes:
+                raise ValueError(f"{self.name}: cadence {self.cadence_minutes} must divide 60")
+            minutes = range(self.offset_minutes % self.cadence_minutes, 60, self.cadence_minutes)
+            return f"{','.join(str(m) for m in minutes)} * * * *"
+        hours = self.cadence_minutes // 60
+        if self.cadence_minutes % 60 or 24 % hours:
+            raise ValueError(f"{self.name}: cadence {self.cadence_minutes} must be whole hours")
+        return f"{self.offset_minutes % 60} {'*' if hours == 1 else f'*/{hours}'} * * *"
+
+    def disabled_reason(self) -> str | None:
+        """Why this source is switched off by configuration, or None when it is on."""
+        disabled = {
+            s.strip().lower() for s in os.environ.get(DISABLED_ENV, "").split(",") if s.strip()
+        }
+        if self.name in disabled:
+            return f"{self.name} is disabled by {DISABLED_ENV}={os.environ[DISABLED_ENV]}"
+        return None
+
+    def parse_options(self, connection: Connection) -> SourceOptions | None:
+        return self.options.from_connection(connection.options) if self.options else None
+
+    def resource_from_env(self) -> ConfigurableResource:
+        """The resource as the environment configures it: `base_url_env` over the resource's
+        default URL, `rate_env` over its documented pacing (0 = off)."""
+        settings: dict[str, Any] = {}
+        if os.environ.get(self.base_url_env):
+            settings["base_url"] = os.environ[self.base_url_env]
+        if self.paced and os.environ.get(self.rate_env):
+            try:
+                settings["rate_per_s"] = float(os.environ[self.rate_env])
+            except ValueError:
+                raise ValueError(
+                    f"{self.rate_env} must be a number of requests per second (0 = no pacing)"
+                ) from None
+        return self.resource(**settings)

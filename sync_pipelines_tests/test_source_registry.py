@@ -1,0 +1,216 @@
+"""One declaration per source: the registry finds every source folder, nothing outside a
+source's folder names it, the README's table follows the declarations, and a new folder shows
+up everywhere with no edit elsewhere."""
+
+import re
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dagster import instance_for_test, materialize
+
+import sync_pipelines
+import sync_pipelines.sources as sources_package
+from sync_pipelines.connections import default_connections, load_registry
+from sync_pipelines.partitions import connections_partitions_name, partition_key
+from sync_pipelines.resources import ConnectionRegistry, DocumentStore
+from sync_pipelines.sources import registry
+from sync_pipelines_tests.conftest import day
+
+PACKAGE = Path(sync_pipelines.__file__).parent
+README = PACKAGE.parent / "README.md"
+# The alerts post to a Slack channel with their own slack_sdk client: a transport, not the
+# slack source. The word is allowed there and nowhere else; their code imports no source.
+TRANSPORT_MENTIONS = {"alerts": {"slack"}}
+
+
+def test_discovers_every_source_folder_in_schedule_order():
+    folders = sorted(p.parent.name for p in (PACKAGE / "sources").glob("*/__init__.py"))
+    assert sorted(registry.names()) == folders
+    timing = [(d.cadence_minutes, d.offset_minutes) for d in registry.declarations()]
+    assert timing == sorted(timing)
+    with pytest.raises(KeyError, match="'nope' is not declared; sources: slack, jira"):
+        registry.declaration("nope")
+
+
+def _mentions(text: str, names: set[str]) -> set[str]:
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE)
+    return {m.lower() for m in pattern.findall(text)}
+
+
+def test_no_product_module_outside_a_source_folder_names_a_source():
+    names = set(registry.names())
+    exempt = {PACKAGE / "sandbox", *(PACKAGE / "sources" / n for n in names)}
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if any(path.is_relative_to(folder) for folder in exempt):
+            continue
+        relative = path.relative_to(PACKAGE)
+        allowed = TRANSPORT_MENTIONS.get(relative.parts[0], set())
+        text = path.read_text(encoding="utf-8")
+        named = _mentions(text, names) - allowed
+        if named:
+            offenders[str(relative)] = sorted(named)
+        for name in allowed:
+            assert f"sources.{name}" not in text, f"{relative} imports the {name} source"
+    assert offenders == {}
+
+
+def test_the_name_check_sees_identifiers_docstrings_and_any_case():
+    module = '"""Posts to Jira."""\nfrom x import slack\nNOTION = 1'
+    assert _mentions(module, {"slack", "jira", "notion"}) == {"slack", "jira", "notion"}
+    assert _mentions("slackline jiras", {"slack", "jira"}) == set()
+
+
+def readme_rows() -> list[list[str]]:
+    text = README.read_text(encoding="utf-8")
+    header = "| source | cadence | starts at minute | stale after |\n|---|---|---|---|\n"
+    table = text.split(header)[1]
+    rows = []
+    for line in table.splitlines():
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_readme_source_table_follows_the_declarations():
+    expected = [
+        [
+            d.name,
+            d.cadence.removeprefix("every "),
+            ", ".join(d.cron.split()[0].split(",")),
+            f"{d.freshness_minutes} min",
+        ]
+        for d in registry.declarations()
+    ]
+    assert readme_rows() == expected
+
+
+THROWAWAY = '''
+"""A throw-away source: declared in its folder, named nowhere else."""
+
+from dagster import ConfigurableResource
+
+from sync_pipelines.resilience import CallStats
+from sync_pipelines.sources.base import SyncOutcome
+from sync_pipelines.sources.declaration import SourceDeclaration
+
+
+class WidgetsResource(ConfigurableResource):
+    base_url: str = "https://api.widgets.test"
+    rate_per_s: float = 2.0
+
+    def client_for(self, connection):
+        return self.base_url
+
+
+class WidgetsOptions:
+    def __init__(self, colour):
+        self.colour = colour
+
+    @classmethod
+    def from_connection(cls, options):
+        colour = options.get("colour", "blue")
+        if not isinstance(colour, str):
+            raise ValueError("widgets option 'colour' must be a string")
+        return cls(colour)
+
+
+def sync(context, connection, options, window, previous):
+    return SyncOutcome([], window.end_epoch, CallStats(), {"colour": options.colour})
+
+
+SOURCE = SourceDeclaration(
+    name="widgets",
+    resource=WidgetsResource,
+    sync=sync,
+    options=WidgetsOptions,
+    description="Widgets of a throw-away vendor.",
+    cadence_minutes=120,
+    offset_minutes=17,
+    freshness_minutes=240,
+    credentials_env={"token": "WIDGETS_TOKEN"},
+    base_url_env="WIDGETS_BASE_URL",
+    docs_url="https://docs.widgets.test/",
+    group="crm",
+)
+'''
+
+
+@pytest.fixture
+def widgets(tmp_path, monkeypatch):
+    """A `widgets` source folder in tmp_path, on the sources package's search path."""
+    folder = tmp_path / "widgets"
+    folder.mkdir()
+    (folder / "__init__.py").write_text(textwrap.dedent(THROWAWAY))
+    monkeypatch.setattr(sources_package, "__path__", [*sources_package.__path__, str(tmp_path)])
+    registry.refresh()
+    yield registry.declaration("widgets")
+    sys.modules.pop("sync_pipelines.sources.widgets", None)
+    monkeypatch.undo()
+    registry.refresh()
+
+
+def test_a_new_source_folder_appears_everywhere_with_no_edit_elsewhere(
+    widgets, tmp_path, monkeypatch
+):
+    from sync_pipelines.definitions import build_definitions
+
+    monkeypatch.setenv("WIDGETS_TOKEN", "secret")
+    monkeypatch.setenv("WIDGETS_BASE_URL", "https://eu.widgets.test")
+    monkeypatch.setenv("WIDGETS_RATE_PER_S", "0.5")
+    monkeypatch.delenv("SYNC_CONNECTIONS_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    defs = build_definitions()
+
+    asset = defs.get_assets_def("widgets")
+    spec = asset.get_asset_spec()
+    assert spec.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=240)
+    assert asset.op.pool == "widgets_api" and spec.metadata["pool"] == "widgets_api"
+    assert spec.metadata["connections"] == "1 active at load: default"
+    schedule = defs.get_schedule_def("widgets_schedule")
+    assert schedule.cron_schedule == "17 */2 * * *" and schedule.job_name == "widgets_sync"
+    assert defs.resolve_job_def("widgets_sync").tags["sync/group"] == "crm"
+    resource = defs.resources["widgets"]
+    assert (resource.base_url, resource.rate_per_s) == ("https://eu.widgets.test", 0.5)
+
+    (default,) = [c for c in default_connections() if c.source == "widgets"]
+    assert default.base_url == "https://eu.widgets.test"
+    registry_file = tmp_path / "connections.yaml"
+    registry_file.write_text(
+        "connections:\n  - {id: acme, source: widgets, credentials: {token: WIDGETS_TOKEN}, "
+        "options: {colour: red}}\n"
+    )
+    assert [c.id for c in load_registry(registry_file).active("widgets")] == ["acme"]
+
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(connections_partitions_name("widgets"), ["acme"])
+        result = materialize(
+            [asset],
+            instance=instance,
+            partition_key=partition_key(day(-1), "acme"),
+            resources={
+                "connections": ConnectionRegistry(path=str(registry_file)),
+                "documents": DocumentStore(root=str(tmp_path / "documents")),
+                "widgets": resource,
+            },
+        )
+    (event,) = result.asset_materializations_for_node("widgets")
+    assert event.metadata["colour"].value == "red"  # options parsed by its declared model
+
+
+def test_a_bad_declaration_is_refused_naming_what_is_wrong(widgets, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setenv("WIDGETS_RATE_PER_S", "fast")
+    with pytest.raises(ValueError, match="WIDGETS_RATE_PER_S must be a number of requests"):
+        widgets.resource_from_env()
+    with pytest.raises(ValueError, match="widgets: group 'sales' must be one of"):
+        replace(widgets, group="sales")
+    with pytest.raises(ValueError, match="widgets: cadence 25 must divide 60"):
+        replace(widgets, cadence_minutes=25)
+    with pytest.raises(ValueError, match="source name 'Wid gets'"):
+        replace(widgets, name="Wid gets")
