@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,13 +65,12 @@ def _wall_clock_when_marked(request, pinned_clock) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_leaked_defs_state_storage() -> Iterator[None]:
     """Dagster's current DefsStateStorage is a context variable that each entered instance
-    sets and resets on exit. An instance context an earlier test left un-exited is exited when
-    the garbage collector finalizes it, at any later moment, and the reset then points the
-    variable at a disposed instance: a code location loaded afterwards fails (dead instance or
-    deleted SQLite file). Finalize such leftovers now, and start each test without one."""
+    sets and resets on exit. A test that leaves an instance or evaluation context un-exited
+    (see test_operations.tick) has it reset later by the garbage collector, pointing at a
+    disposed instance under whatever test runs then. Start each test without one (cheap; the
+    contexts themselves are exited by the tests)."""
     from dagster._core.storage.defs_state.base import _current_storage
 
-    gc.collect()
     _current_storage.set(None)
     yield
 
