@@ -155,6 +155,28 @@ class SyncHarness:
         return [d for p in paths for d in DocumentFiles.read(p)]
 
 
+FIREFLIES_KEY_ENV = "TEST_FIREFLIES_KEY"
+
+
+def use_fireflies(harness: SyncHarness, sandbox: Sandbox, monkeypatch) -> SyncHarness:
+    """The harness with one `acme` Fireflies connection on the emulator, unpaced, small pages."""
+    from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
+    from sync_pipelines.sources.fireflies.client import FirefliesResource
+
+    monkeypatch.setenv(FIREFLIES_KEY_ENV, SANDBOX_FIREFLIES_API_KEY)
+    harness.registry.write_text(
+        "connections:\n  - id: acme\n    source: fireflies\n"
+        f"    base_url: {sandbox.urls['fireflies']}\n"
+        f"    credentials: {{api_key: {FIREFLIES_KEY_ENV}}}\n"
+    )
+    harness.extra_resources = {
+        "fireflies": FirefliesResource(
+            base_url="http://unused.invalid", rate_per_s=0, page_size=10, timeout_s=10
+        )
+    }
+    return harness
+
+
 def write_registry(path: Path, sandbox: Sandbox, extra: str = "") -> None:
     path.write_text(
         "connections:\n"

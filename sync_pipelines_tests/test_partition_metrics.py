@@ -15,17 +15,14 @@ from sync_pipelines.definitions import vector_index
 from sync_pipelines.metrics import metrics_table
 from sync_pipelines.partitions import partition_key
 from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines.sandbox.fireflies_data import FirefliesData
-from sync_pipelines.sources.fireflies.client import FirefliesResource
 from sync_pipelines.sources.registry import source_asset
-from sync_pipelines_tests.conftest import day, today
+from sync_pipelines_tests.conftest import day, today, use_fireflies
 from sync_pipelines_tests.test_slack_source import expected_documents
 
 fireflies_asset = source_asset("fireflies")
 
 pytestmark = pytest.mark.integration
-KEY_ENV = "TEST_FIREFLIES_KEY"
 
 
 def backfill_days() -> list[str]:
@@ -41,17 +38,7 @@ def company() -> Company:
 
 @pytest.fixture
 def ff(harness, sandbox, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SANDBOX_FIREFLIES_API_KEY)
-    harness.registry.write_text(
-        "connections:\n  - id: acme\n    source: fireflies\n"
-        f"    base_url: {sandbox.urls['fireflies']}\n"
-        f"    credentials: {{api_key: {KEY_ENV}}}\n"
-    )
-    harness.extra_resources = {
-        "fireflies": FirefliesResource(base_url="http://unused.invalid", rate_per_s=0,
-                                       page_size=10, timeout_s=10)
-    }
-    return harness
+    return use_fireflies(harness, sandbox, monkeypatch)
 
 
 def partitions(harness, asset: str, days: list[str]) -> dict[str, dict]:

@@ -18,30 +18,18 @@ from sync_pipelines.resilience import CallStats
 from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines.sandbox.fireflies_data import FirefliesData
 from sync_pipelines.sources.base import SyncOutcome, still_pending
-from sync_pipelines.sources.fireflies.client import FirefliesResource
 from sync_pipelines.sources.pending import MAX_WAIT_S, PendingItem, from_json, to_json
 from sync_pipelines.sources.registry import source_asset
-from sync_pipelines_tests.conftest import day, today
+from sync_pipelines_tests.conftest import day, today, use_fireflies
 
 fireflies_asset = source_asset("fireflies")
 
 pytestmark = pytest.mark.integration
-KEY_ENV = "TEST_FIREFLIES_KEY"
 
 
 @pytest.fixture
 def ff(harness, sandbox, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SANDBOX_FIREFLIES_API_KEY)
-    harness.registry.write_text(
-        "connections:\n  - id: acme\n    source: fireflies\n"
-        f"    base_url: {sandbox.urls['fireflies']}\n"
-        f"    credentials: {{api_key: {KEY_ENV}}}\n"
-    )
-    harness.extra_resources = {
-        "fireflies": FirefliesResource(base_url="http://unused.invalid", rate_per_s=0,
-                                       page_size=10, timeout_s=10)
-    }
-    return harness
+    return use_fireflies(harness, sandbox, monkeypatch)
 
 
 @pytest.fixture
