@@ -48,9 +48,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sandbox(argv: list[str]) -> int:
-    from sync_pipelines.sandbox.__main__ import main as sandbox_main
+    sandbox_main = sandbox_entry("__main__").main
 
     return sandbox_main(argv) or 0
+
+
+def sandbox_entry(module: str):
+    """A module of the sandbox distribution, which only `make demo`/`make test` install."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"sync_pipelines_sandbox.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in {"sync_pipelines_sandbox", "starlette",
+                                                     "uvicorn", "graphql", "h11"}:
+            raise SystemExit(
+                f"the sandbox is not installed ({exc.name} is missing): "
+                "run `pip install -e ./sandbox` (make demo does it)"
+            ) from None
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

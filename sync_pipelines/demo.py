@@ -62,8 +62,10 @@ def prepare_environment(root: Path, sandbox, sources) -> None:
 
 
 def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DEMO_DIR) -> int:
-    from sync_pipelines.sandbox.company import Company
-    from sync_pipelines.sandbox.server import Sandbox
+    from sync_pipelines.cli import sandbox_entry
+
+    Company = sandbox_entry("company").Company
+    Sandbox = sandbox_entry("server").Sandbox
 
     started = time.monotonic()
     _say(f"generating a sample company: {messages} chat messages over {days} days (seed {seed})")

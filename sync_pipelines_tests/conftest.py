@@ -15,9 +15,9 @@ from sync_pipelines.documents import DocumentFiles
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.registry import names
 from sync_pipelines.sources.slack.client import SlackResource
 from sync_pipelines_tests.pinned_clock import PinnedClock, pinned_instant
@@ -160,7 +160,7 @@ FIREFLIES_KEY_ENV = "TEST_FIREFLIES_KEY"
 
 def use_fireflies(harness: SyncHarness, sandbox: Sandbox, monkeypatch) -> SyncHarness:
     """The harness with one `acme` Fireflies connection on the emulator, unpaced, small pages."""
-    from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
+    from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
     from sync_pipelines.sources.fireflies.client import FirefliesResource
 
     monkeypatch.setenv(FIREFLIES_KEY_ENV, SANDBOX_FIREFLIES_API_KEY)

@@ -10,7 +10,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from sync_pipelines.cli import main
 from sync_pipelines.partitions import connections_partitions_name, partition_key
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import day
 
 NO_PACING = "    options: {tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}}\n"

@@ -66,7 +66,7 @@ from sync_pipelines import clock
 from sync_pipelines.dead_runs import GRACE_S, dead_run_reaper, fail_dead_run, find_dead_runs
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.slack.client import SlackResource
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.test_cli_sync import registry_text

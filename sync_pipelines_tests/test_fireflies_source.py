@@ -12,8 +12,8 @@ from sync_pipelines.connections import Connection
 from sync_pipelines.documents import ACCESS_ALL
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import SourceAuthError, SourceError
-from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
-from sync_pipelines.sandbox.fireflies_data import SHARED_COMPANY_WIDE, FirefliesData
+from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
+from sync_pipelines_sandbox.fireflies.data import SHARED_COMPANY_WIDE, FirefliesData
 from sync_pipelines.sources.fireflies.client import FirefliesResource, retry_after_s
 from sync_pipelines.sources.fireflies.sync import FirefliesOptions, FirefliesSync
 from sync_pipelines.sources.registry import source_asset
@@ -127,7 +127,7 @@ def test_project_tags_from_keywords_and_issue_keys(sandbox, connection, data):
 
 
 def test_generated_meetings_are_tagged_with_their_projects(connection, data):
-    from sync_pipelines.sandbox.fireflies_data import PROJECT_TERMS
+    from sync_pipelines_sandbox.fireflies.data import PROJECT_TERMS
 
     result, _ = run(connection, window(-3, 0),
                     project_keywords={k: list(v) for k, v in PROJECT_TERMS.items()})

@@ -24,8 +24,8 @@ from sync_pipelines.index.embedders import (
     build_embedder,
 )
 from sync_pipelines.index.tokens import TokenCounter
-from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines_sandbox.server import Sandbox
 
 API_KEY = "sk-test-secret-0123456789"
 

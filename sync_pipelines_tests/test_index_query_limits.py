@@ -10,8 +10,8 @@ import pytest
 
 from sync_pipelines.index.stores.base import SearchFilter, VectorRecord
 from sync_pipelines.index.stores.pinecone import QUERY_METADATA_TOP_K, PineconeStore
-from sync_pipelines.sandbox.pinecone_api import MAX_RESULT_BYTES, SANDBOX_PINECONE_KEY
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.pinecone_api import MAX_RESULT_BYTES, SANDBOX_PINECONE_KEY
+from sync_pipelines_sandbox.server import Sandbox
 
 DIM = 8
 RECORDS = 1_500

@@ -33,8 +33,8 @@ from sync_pipelines.index.stores.pinecone import (
     PineconePermanentError,
     PineconeStore,
 )
-from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.pinecone_api import SANDBOX_PINECONE_KEY
+from sync_pipelines_sandbox.server import Sandbox
 
 OUTSIDER = "eve@outside.test"
 INSIDER = "ana@acme.test"

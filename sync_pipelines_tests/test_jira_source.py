@@ -10,9 +10,9 @@ from jira import JIRAError
 
 from sync_pipelines import clock
 from sync_pipelines.partitions import partition_key, window_from_keys
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, plain_text
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.jira.data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, plain_text
+from sync_pipelines_sandbox.server import Sandbox
 from sync_pipelines.sources.jira.client import JiraClient, JiraResource
 from sync_pipelines.sources.jira.sync import (
     JiraOptions,

@@ -15,8 +15,8 @@ from notion_client.errors import APIResponseError
 from sync_pipelines.connections import Connection
 from sync_pipelines.partitions import window_from_keys
 from sync_pipelines.resilience import SourceAuthError
-from sync_pipelines.sandbox.notion_api import SANDBOX_NOTION_TOKEN
-from sync_pipelines.sandbox.notion_data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
+from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN
+from sync_pipelines_sandbox.notion.data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
 from sync_pipelines.sources.notion.client import NotionClient, NotionResource
 from sync_pipelines.sources.notion.sync import INCREMENTAL_OVERLAP_S, NotionSync
 from sync_pipelines.sources.registry import source_asset

@@ -14,8 +14,8 @@ from sync_pipelines import clock
 from sync_pipelines.definitions import vector_index
 from sync_pipelines.metrics import metrics_table
 from sync_pipelines.partitions import partition_key
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.fireflies_data import FirefliesData
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.fireflies.data import FirefliesData
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today, use_fireflies
 from sync_pipelines_tests.test_slack_source import expected_documents

@@ -15,8 +15,8 @@ from sync_pipelines import clock
 from sync_pipelines.documents import Document
 from sync_pipelines.partitions import partition_key
 from sync_pipelines.resilience import CallStats
-from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
-from sync_pipelines.sandbox.fireflies_data import FirefliesData
+from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
+from sync_pipelines_sandbox.fireflies.data import FirefliesData
 from sync_pipelines.sources.base import SyncOutcome, still_pending
 from sync_pipelines.sources.pending import MAX_WAIT_S, PendingItem, from_json, to_json
 from sync_pipelines.sources.registry import source_asset

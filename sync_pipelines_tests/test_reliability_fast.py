@@ -26,11 +26,11 @@ from dagster import build_sensor_context
 from slack_sdk import WebClient
 
 from sync_pipelines.alerts import AlertsResource, build_alerts_sensor
-from sync_pipelines.sandbox import __main__ as sandbox_cli
-from sync_pipelines.sandbox.fault_proxy import FaultPlan, FaultProxy
-from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
-from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox import __main__ as sandbox_cli
+from sync_pipelines_sandbox.fault_proxy import FaultPlan, FaultProxy
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines_sandbox.pinecone_api import SANDBOX_PINECONE_KEY
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.reliability.checks import private_chunk_leaks
 from sync_pipelines_tests.reliability.deployment import Credentials, Deployment, Endpoints

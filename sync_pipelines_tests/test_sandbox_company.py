@@ -9,9 +9,9 @@ import pytest
 from slack_sdk import WebClient
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company, ts_to_us
-from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.company import Company, ts_to_us
+from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 
 PAST = dt.date(2025, 3, 14)
 

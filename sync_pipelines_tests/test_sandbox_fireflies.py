@@ -9,10 +9,10 @@ import time
 import httpx
 import pytest
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.fireflies_api import SANDBOX_FIREFLIES_API_KEY
-from sync_pipelines.sandbox.fireflies_data import SHARED_COMPANY_WIDE, FirefliesData
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
+from sync_pipelines_sandbox.fireflies.data import SHARED_COMPANY_WIDE, FirefliesData
+from sync_pipelines_sandbox.server import Sandbox
 
 LIST = """
 query Transcripts($fromDate: DateTime, $toDate: DateTime, $limit: Int, $skip: Int) {

@@ -7,15 +7,15 @@ import httpx
 import pytest
 from jira import JIRA, JIRAError
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.jira_api import SEARCH_COMMENTS
-from sync_pipelines.sandbox.jira_data import (
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.jira.api import SEARCH_COMMENTS
+from sync_pipelines_sandbox.jira.data import (
     ACCOUNT_TIMEZONE,
     ARCHIVED_PROJECT,
     SANDBOX_JIRA_EMAIL,
     SANDBOX_JIRA_TOKEN,
 )
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.server import Sandbox
 
 FIELDS = ["summary", "description", "updated", "comment", "project"]
 

@@ -13,10 +13,10 @@ from notion_client import Client
 from notion_client.errors import APIResponseError
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.notion_api import SANDBOX_NOTION_TOKEN
-from sync_pipelines.sandbox.notion_data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
-from sync_pipelines.sandbox.server import fixed_ports
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN
+from sync_pipelines_sandbox.notion.data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
+from sync_pipelines_sandbox.server import fixed_ports
 
 PAGES_FILTER = {"property": "object", "value": "page"}
 NEWEST_FIRST = {"direction": "descending", "timestamp": "last_edited_time"}

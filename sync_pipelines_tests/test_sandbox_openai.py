@@ -10,9 +10,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY, count_tokens
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY, count_tokens
+from sync_pipelines_sandbox.server import Sandbox
 
 MODEL = "text-embedding-3-small"
 

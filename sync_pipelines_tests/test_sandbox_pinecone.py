@@ -10,10 +10,10 @@ import pytest
 from pinecone import Pinecone, PineconeApiException
 from pinecone.errors.exceptions import UnauthorizedError
 
-from sync_pipelines.sandbox import pinecone_filter
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY, metadata_bytes
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox import pinecone_filter
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.pinecone_api import SANDBOX_PINECONE_KEY, metadata_bytes
+from sync_pipelines_sandbox.server import Sandbox
 
 DIM = 8
 

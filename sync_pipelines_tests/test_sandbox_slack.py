@@ -13,11 +13,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from sync_pipelines.sandbox.__main__ import main as sandbox_main
-from sync_pipelines.sandbox.company import Company, ts_to_us, us_to_ts
-from sync_pipelines.sandbox.knobs import Knobs
-from sync_pipelines.sandbox.server import Sandbox, fixed_ports
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.__main__ import main as sandbox_main
+from sync_pipelines_sandbox.company import Company, ts_to_us, us_to_ts
+from sync_pipelines_sandbox.knobs import Knobs
+from sync_pipelines_sandbox.server import Sandbox, fixed_ports
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,14 @@ import httpx
 import pytest
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.jira_data import (
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.jira.data import (
     ARCHIVED_PROJECT,
     SANDBOX_JIRA_EMAIL,
     SANDBOX_JIRA_TOKEN,
 )
-from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sandbox.tempo_data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN, TempoWorklogs
+from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines_sandbox.tempo.data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN, TempoWorklogs
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_TEMPO_TOKEN}"}
 

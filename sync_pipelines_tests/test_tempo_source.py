@@ -14,10 +14,10 @@ from sync_pipelines.connections import Connection
 from sync_pipelines.http import HttpSourceClient
 from sync_pipelines.partitions import partition_key, window_from_keys
 from sync_pipelines.resilience import SourceAuthError, SourceError
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
-from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sandbox.tempo_data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.jira.data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
+from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines_sandbox.tempo.data import FORMER_EMPLOYEE, SANDBOX_TEMPO_TOKEN
 from sync_pipelines.sources.jira.client import JiraClient, JiraResource
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines.sources.tempo.client import TempoClient, TempoResource

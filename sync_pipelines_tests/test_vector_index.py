@@ -16,8 +16,8 @@ from sync_pipelines.index.chunking import chunk_document
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.index.search import search
 from sync_pipelines.index.updater import WRITE_UNIT
-from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
-from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines_sandbox.pinecone_api import SANDBOX_PINECONE_KEY
 from sync_pipelines_tests.conftest import day
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from dagster import DagsterEventType
 from sync_pipelines import resilience
 from sync_pipelines.definitions import vector_index
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
-from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
-from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines_sandbox.pinecone_api import SANDBOX_PINECONE_KEY
 from sync_pipelines.sources.base import SOURCE_RETRY_POLICY
 from sync_pipelines_tests.conftest import day
 

@@ -14,8 +14,8 @@ from typing import Callable
 
 from dagster import AssetsDefinition, ConfigurableResource
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.server import Sandbox
 
 
 @dataclass(frozen=True)

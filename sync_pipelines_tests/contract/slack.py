@@ -1,7 +1,7 @@
 """Slack's place in the source contract."""
 
 from sync_pipelines.definitions import slack_asset
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.slack.client import DEFAULT_TIER_LIMITS, METHOD_TIERS, SlackResource
 from sync_pipelines.sources.slack.sync import SKIPPED_SUBTYPES
 from sync_pipelines_tests.contract import SourceContract

@@ -1,8 +1,8 @@
 """Tempo's place in the source contract (its connections come with a Jira connection)."""
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.jira_data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
-from sync_pipelines.sandbox.tempo_data import SANDBOX_TEMPO_TOKEN, TempoWorklogs
+from sync_pipelines_sandbox.jira.data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN
+from sync_pipelines_sandbox.tempo.data import SANDBOX_TEMPO_TOKEN, TempoWorklogs
 from sync_pipelines.sources.jira import client as jira
 from sync_pipelines.sources.jira.client import JiraResource
 from sync_pipelines.sources.registry import source_asset

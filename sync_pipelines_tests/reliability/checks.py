@@ -16,8 +16,8 @@ from sync_pipelines.documents import ACCESS_ALL
 from sync_pipelines.index.resources import EmbedderResource
 from sync_pipelines.index.search import search
 from sync_pipelines.index.stores.pinecone import PineconeStore
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.server import Sandbox
 from sync_pipelines_tests.reliability.deployment import DIMENSION, Deployment
 
 

@@ -7,8 +7,8 @@ import uuid
 import psycopg2
 import pytest
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.server import Sandbox
 from sync_pipelines_tests.reliability import report
 from sync_pipelines_tests.reliability.scenarios import LONG_COMPANY
 

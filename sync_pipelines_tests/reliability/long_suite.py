@@ -40,12 +40,12 @@ from dagster import DagsterRunStatus, RunsFilter, build_sensor_context
 
 from sync_pipelines import clock
 from sync_pipelines.dead_runs import GRACE_S, dead_run_reaper
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.fault_proxy import FaultPlan, FaultProxies, FaultProxy
-from sync_pipelines.sandbox.openai_api import SANDBOX_OPENAI_KEY
-from sync_pipelines.sandbox.pinecone_api import SANDBOX_PINECONE_KEY
-from sync_pipelines.sandbox.server import Sandbox
-from sync_pipelines.sandbox.slack import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.fault_proxy import FaultPlan, FaultProxies, FaultProxy
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines_sandbox.pinecone_api import SANDBOX_PINECONE_KEY
+from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.reliability import report
 from sync_pipelines_tests.reliability.checks import compare, private_chunk_leaks

@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync_pipelines.sandbox.fault_proxy import FaultPlan, FaultProxies
-from sync_pipelines.sandbox.server import Sandbox
+from sync_pipelines_sandbox.fault_proxy import FaultPlan, FaultProxies
+from sync_pipelines_sandbox.server import Sandbox
 from sync_pipelines_tests.reliability.checks import Comparison, compare
 from sync_pipelines_tests.reliability.deployment import (
     Credentials,

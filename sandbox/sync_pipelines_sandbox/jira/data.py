@@ -20,8 +20,8 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 
-from sync_pipelines.sandbox.company import Company, Person, Project
-from sync_pipelines.sandbox.text import CUSTOMERS, SERVICES
+from sync_pipelines_sandbox.company import Company, Person, Project
+from sync_pipelines_sandbox.text import CUSTOMERS, SERVICES
 
 SITE_URL = "https://acme-sandbox.atlassian.net"
 ACCOUNT_TIMEZONE = "Asia/Kolkata"  # +05:30: JQL dates are read in the account's time zone

@@ -4,11 +4,14 @@
         client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.slack_base_url)
 
 One knobs middleware wraps every app, so latency, rate limits and faults behave the same for
-all vendors. New emulators are added by listing their `EMULATOR` in `EMULATORS`.
+all vendors. A source's emulator is found by its folder (`sync_pipelines_sandbox/<source>/`, exporting
+`EMULATOR`); nothing here lists the vendors.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import socket
 import threading
 import time
@@ -17,28 +20,38 @@ from typing import Any
 
 import uvicorn
 
-from sync_pipelines.sandbox import (
-    fireflies_api,
-    jira_api,
-    notion_api,
-    openai_api,
-    pinecone_api,
-    slack,
-    tempo_api,
-)
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.emulator import Emulator
-from sync_pipelines.sandbox.knobs import Knobs, KnobsMiddleware
+import sync_pipelines_sandbox as sandbox_package
+from sync_pipelines_sandbox import openai_api, pinecone_api
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.emulator import Emulator
+from sync_pipelines_sandbox.knobs import Knobs, KnobsMiddleware
 
-EMULATORS: tuple[Emulator, ...] = (
-    slack.EMULATOR,
-    openai_api.EMULATOR,
-    pinecone_api.EMULATOR,
-    notion_api.EMULATOR,
-    jira_api.EMULATOR,
-    fireflies_api.EMULATOR,
-    tempo_api.EMULATOR,
-)
+# The services the vector index talks to; every source's emulator is discovered (below).
+INDEX_EMULATORS: tuple[Emulator, ...] = (openai_api.EMULATOR, pinecone_api.EMULATOR)
+
+
+def discover_emulators() -> tuple[Emulator, ...]:
+    """The index services plus every subpackage of the sandbox exporting an `EMULATOR` (one
+    per source, named like it), in port order."""
+    found = list(INDEX_EMULATORS)
+    for info in pkgutil.iter_modules(sandbox_package.__path__):
+        if info.ispkg:
+            module = importlib.import_module(f"{sandbox_package.__name__}.{info.name}")
+            emulator = getattr(module, "EMULATOR", None)
+            if isinstance(emulator, Emulator):
+                if emulator.name != info.name:
+                    raise ValueError(
+                        f"sandbox/{info.name} exports an emulator named {emulator.name!r}: "
+                        "the folder and the emulator must have the same name"
+                    )
+                found.append(emulator)
+    offsets = [e.port_offset for e in found]
+    if len(set(offsets)) != len(offsets):
+        raise ValueError(f"two emulators share a port offset: {sorted(offsets)}")
+    return tuple(sorted(found, key=lambda e: e.port_offset))
+
+
+EMULATORS: tuple[Emulator, ...] = discover_emulators()
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 5.0
 

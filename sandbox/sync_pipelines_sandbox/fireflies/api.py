@@ -52,9 +52,9 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.emulator import Emulator
-from sync_pipelines.sandbox.fireflies_data import FirefliesData
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.emulator import Emulator
+from sync_pipelines_sandbox.fireflies.data import FirefliesData
 
 SANDBOX_FIREFLIES_API_KEY = "ff-sandbox-api-key"
 MAX_LIMIT = 50

@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
-from sync_pipelines.sandbox.emulator import Emulator
-from sync_pipelines.sandbox.notion_data import (
+from sync_pipelines_sandbox.emulator import Emulator
+from sync_pipelines_sandbox.notion.data import (
     JIRA_BROWSE_URL,
     Block,
     Database,

@@ -1,7 +1,7 @@
 """What one vendor emulator registers with the sandbox server.
 
-Adding a vendor (Jira, Notion, Gong, ...) means writing one module that exposes an `EMULATOR`
-and listing it in `server.EMULATORS`; the server gives it a port, the knobs middleware and its
+Adding a vendor means writing one folder `sync_pipelines_sandbox/<source>/` whose `__init__.py`
+exports an `EMULATOR`; the server discovers it and gives it a port, the knobs middleware and its
 entry in `Sandbox.env()`.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.knobs import FaultBody, RouteOf
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.knobs import FaultBody, RouteOf
 
 
 @dataclass(frozen=True)

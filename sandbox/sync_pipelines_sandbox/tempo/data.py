@@ -20,9 +20,9 @@ import weakref
 from dataclasses import dataclass
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.jira_data import ARCHIVED_PROJECT, JiraIssue, JiraSite
-from sync_pipelines.sandbox.text import CUSTOMERS, SERVICES
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.jira.data import ARCHIVED_PROJECT, JiraIssue, JiraSite
+from sync_pipelines_sandbox.text import CUSTOMERS, SERVICES
 
 SANDBOX_TEMPO_TOKEN = "tempo-sandbox-token"
 ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b")

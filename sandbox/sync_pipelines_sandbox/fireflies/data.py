@@ -27,8 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company, Person
-from sync_pipelines.sandbox.text import CUSTOMERS, DAYS, SERVICES
+from sync_pipelines_sandbox.company import Company, Person
+from sync_pipelines_sandbox.text import CUSTOMERS, DAYS, SERVICES
 
 SHARED_COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
 PRIVACY_WEIGHTS = (

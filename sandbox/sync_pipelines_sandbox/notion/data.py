@@ -20,8 +20,8 @@ import weakref
 from dataclasses import dataclass, field
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company, Project
-from sync_pipelines.sandbox.text import CUSTOMERS, SERVICES, Chatter
+from sync_pipelines_sandbox.company import Company, Project
+from sync_pipelines_sandbox.text import CUSTOMERS, SERVICES, Chatter
 
 _DAY = 86_400
 JIRA_BROWSE_URL = "https://acme-sandbox.atlassian.net/browse/"

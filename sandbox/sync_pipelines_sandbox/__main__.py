@@ -1,4 +1,4 @@
-"""`python -m sync_pipelines.sandbox`: serve every emulator on fixed ports until Ctrl-C.
+"""`python -m sync_pipelines_sandbox`: serve every emulator on fixed ports until Ctrl-C.
 
 Prints the URLs and the `export` lines a client (or `sync-pipelines`) needs. `main(argv)` is
 the same entry point for the project CLI.
@@ -12,10 +12,10 @@ import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.fault_proxy import FaultPlan, FaultProxies
-from sync_pipelines.sandbox.knobs import FAULT_KINDS, Knobs
-from sync_pipelines.sandbox.server import Sandbox, fixed_ports
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.fault_proxy import FaultPlan, FaultProxies
+from sync_pipelines_sandbox.knobs import FAULT_KINDS, Knobs
+from sync_pipelines_sandbox.server import Sandbox, fixed_ports
 
 
 def _rate_limit(text: str) -> tuple[str, int]:
@@ -44,7 +44,7 @@ def _probability(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sync_pipelines.sandbox", description=__doc__.split("\n")[0]
+        prog="python -m sync_pipelines_sandbox", description=__doc__.split("\n")[0]
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--messages", type=int, default=2000, help="Slack messages, replies included")

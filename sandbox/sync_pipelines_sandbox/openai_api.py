@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
-from sync_pipelines.sandbox.emulator import Emulator
+from sync_pipelines_sandbox.emulator import Emulator
 
 SANDBOX_OPENAI_KEY = "sk-sandbox"
 MODELS = {  # name -> (native dimensions, accepts `dimensions`)

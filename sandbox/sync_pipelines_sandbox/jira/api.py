@@ -35,9 +35,9 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import Company, Project
-from sync_pipelines.sandbox.emulator import Emulator
-from sync_pipelines.sandbox.jira_data import (
+from sync_pipelines_sandbox.company import Company, Project
+from sync_pipelines_sandbox.emulator import Emulator
+from sync_pipelines_sandbox.jira.data import (
     ACCOUNT_TIMEZONE,
     SANDBOX_JIRA_EMAIL,
     SANDBOX_JIRA_TOKEN,
@@ -47,7 +47,7 @@ from sync_pipelines.sandbox.jira_data import (
     JiraSite,
     JiraUser,
 )
-from sync_pipelines.sandbox.jira_jql import JiraError, matches, parse_jql, sort_key
+from sync_pipelines_sandbox.jira.jql import JiraError, matches, parse_jql, sort_key
 
 SEARCH_DEFAULT = 50
 SEARCH_MAX = 100  # when fields beyond id/key are requested

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
-from sync_pipelines.sandbox import pinecone_filter
-from sync_pipelines.sandbox.emulator import Emulator
+from sync_pipelines_sandbox import pinecone_filter
+from sync_pipelines_sandbox.emulator import Emulator
 
 SANDBOX_PINECONE_KEY = "pcsk-sandbox"
 MAX_UPSERT_VECTORS = 1000

@@ -317,7 +317,7 @@ class FaultProxies:
 
     def sandbox_env(self, sandbox: Any) -> dict[str, str]:
         """`sandbox.env()` with every proxied emulator reached through its proxy."""
-        from sync_pipelines.sandbox.server import EMULATORS
+        from sync_pipelines_sandbox.server import EMULATORS
 
         urls = {**sandbox.urls, **self.urls}
         out: dict[str, str] = {}

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sync_pipelines.sandbox.jira_data import JiraIssue
+from sync_pipelines_sandbox.jira.data import JiraIssue
 
 if TYPE_CHECKING:
-    from sync_pipelines.sandbox.jira_api import JiraState
+    from sync_pipelines_sandbox.jira.api import JiraState
 
 
 class JiraError(Exception):

@@ -21,10 +21,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Scope
 
-from sync_pipelines.sandbox.company import Company
-from sync_pipelines.sandbox.emulator import Emulator
-from sync_pipelines.sandbox.jira_data import SITE_URL
-from sync_pipelines.sandbox.tempo_data import SANDBOX_TEMPO_TOKEN, TempoWorklogs, Worklog
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.emulator import Emulator
+from sync_pipelines_sandbox.jira.data import SITE_URL
+from sync_pipelines_sandbox.tempo.data import SANDBOX_TEMPO_TOKEN, TempoWorklogs, Worklog
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 5000
 

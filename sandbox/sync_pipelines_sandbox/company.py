@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.text import FIRST_NAMES, LAST_NAMES, PROJECTS, Chatter, email_local
+from sync_pipelines_sandbox.text import FIRST_NAMES, LAST_NAMES, PROJECTS, Chatter, email_local
 
 DOMAIN = "acme.test"
 TEAM_ID = "T0ACMESBX"

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from sync_pipelines import clock
-from sync_pipelines.sandbox.company import (
+from sync_pipelines_sandbox.company import (
     TEAM_ID,
     TEAM_NAME,
     Channel,
@@ -32,7 +32,7 @@ from sync_pipelines.sandbox.company import (
     Company,
     ts_to_us,
 )
-from sync_pipelines.sandbox.emulator import Emulator
+from sync_pipelines_sandbox.emulator import Emulator
 
 SANDBOX_SLACK_TOKEN = "xoxb-sandbox-token"
 TEAM_URL = "https://acme-sandbox.slack.com/"
