@@ -29,7 +29,7 @@ from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines_sandbox import Company, Knobs, Sandbox
 from sync_pipelines.sources.registry import names
-from sync_pipelines_tests.contract import SourceContract, discover
+from sync_pipelines_sandbox.contract import SourceContract, discover
 
 
 def production_resources(contract: SourceContract, sandbox: Sandbox) -> dict:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names():
         contract = contracts.get(name)
         if contract is None:
-            print(f"{name:10s} skipped: no contract in sync_pipelines_tests/contract/", flush=True)
+            print(f"{name:10s} skipped: no contract in sandbox/sync_pipelines_sandbox/<source>/contract.py ", flush=True)
         elif args.only in (None, name):
             messages, days, _ = contract.bench_size
             company = Company.generate(seed=7, messages=int(messages * args.scale), days=7)

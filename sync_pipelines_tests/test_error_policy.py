@@ -36,7 +36,7 @@ from sync_pipelines.errors import (
     retry_after_of,
 )
 from sync_pipelines_tests.conftest import day
-from sync_pipelines_tests.test_source_contract import CONTRACTS, source  # noqa: F401 (fixture)
+from sync_pipelines_tests.test_source_contract import source  # noqa: F401 (fixture)
 
 T, P, A, R, M, U = (Verdict.TRANSIENT, Verdict.PERMANENT, Verdict.AUTH, Verdict.RATE_LIMITED,
                     Verdict.MALFORMED, Verdict.UNEXPECTED)

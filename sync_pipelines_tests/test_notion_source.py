@@ -21,7 +21,7 @@ from sync_pipelines.sources.notion.client import NotionClient, NotionResource
 from sync_pipelines.sources.notion.sync import INCREMENTAL_OVERLAP_S, NotionSync
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
-from sync_pipelines_tests.contract.notion import PAGE_SIZE, notion_resource
+from sync_pipelines_sandbox.notion.contract import PAGE_SIZE, notion_resource
 
 notion_asset = source_asset("notion")
 

@@ -10,16 +10,18 @@ from dagster import DagsterEventType
 
 from sync_pipelines.documents import DocumentFiles
 from sync_pipelines_tests.conftest import day, today
-from sync_pipelines_tests.contract import SourceContract, discover
+from sync_pipelines.sources import registry
+from sync_pipelines_sandbox.contract import SourceContract, contract_for
 
 pytestmark = pytest.mark.integration
-CONTRACTS = discover()
+# Every declared source, whether or not it has an entry: one without fails every check below.
+SOURCES = registry.names()
 GOOD_ENV, BAD_ENV = "CONTRACT_SECRET_GOOD", "CONTRACT_SECRET_BAD"
 
 
-@pytest.fixture(params=CONTRACTS, ids=[c.name for c in CONTRACTS])
+@pytest.fixture(params=SOURCES)
 def source(request, harness, monkeypatch) -> SourceContract:
-    contract: SourceContract = request.param
+    contract = contract_for(request.param)
     monkeypatch.setenv(GOOD_ENV, contract.good_secret)
     monkeypatch.setenv(BAD_ENV, "not-a-valid-secret")
     for name, value in contract.extra_env.items():
@@ -115,3 +117,14 @@ def test_month_backfill_runs_in_at_most_three_runs(harness, source):
     result = harness.sync(source.asset, days)
     assert result.success
     assert len(result.asset_materializations_for_node(source.name)) == policy.max_partitions_per_run
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_every_declared_source_has_a_contract_entry(name):
+    assert contract_for(name).name == name
+
+
+def test_a_source_without_a_contract_entry_is_named_with_the_file_to_add():
+    with pytest.raises(LookupError, match=r"source 'nosuchsource' has no contract entry: add "
+                       r"sandbox/sync_pipelines_sandbox/nosuchsource/contract.py"):
+        contract_for("nosuchsource")

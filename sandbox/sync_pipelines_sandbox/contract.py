@@ -1,19 +1,21 @@
 """The contract every source passes against its emulator (see test_source_contract.py).
 
-A source joins by adding a module here that defines `CONTRACT = SourceContract(...)`; the
-contract test discovers every such module, so a new source gets the checks for free.
+Each declared source has an entry: `sync_pipelines_sandbox/<source>/contract.py` defining
+`CONTRACT = SourceContract(...)`, beside the source's emulator. The contract test runs for every
+source the registry declares, so a source gets the checks with no list to edit, and a source
+without an entry fails it.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
 from dagster import AssetsDefinition, ConfigurableResource
 
+from sync_pipelines.sources import registry
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.server import Sandbox
 
@@ -54,10 +56,29 @@ class SourceContract:
     bench_size: tuple[int, int, int] = (3000, 2, 100)
 
 
+class MissingContract(LookupError):
+    """A declared source has no contract entry beside its emulator."""
+
+
+def contract_for(source: str) -> SourceContract:
+    """The contract entry of a declared source; MissingContract naming the file to add."""
+    module_name = f"sync_pipelines_sandbox.{source}.contract"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in {module_name, f"sync_pipelines_sandbox.{source}"}:
+            raise
+        module = None
+    contract = getattr(module, "CONTRACT", None)
+    if not isinstance(contract, SourceContract) or contract.name != source:
+        raise MissingContract(
+            f"source {source!r} has no contract entry: add "
+            f"sandbox/sync_pipelines_sandbox/{source}/contract.py defining "
+            f"CONTRACT = SourceContract(name={source!r}, ...) (docs/adding-a-source.md)"
+        )
+    return contract
+
+
 def discover() -> list[SourceContract]:
-    contracts = []
-    for module in pkgutil.iter_modules(__path__):
-        loaded = importlib.import_module(f"{__name__}.{module.name}")
-        if isinstance(getattr(loaded, "CONTRACT", None), SourceContract):
-            contracts.append(loaded.CONTRACT)
-    return sorted(contracts, key=lambda c: c.name)
+    """The contract of every declared source (MissingContract if one has none)."""
+    return [contract_for(name) for name in registry.names()]

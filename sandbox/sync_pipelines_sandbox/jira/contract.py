@@ -5,7 +5,7 @@ from sync_pipelines import clock
 from sync_pipelines_sandbox.jira.data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, JiraSite
 from sync_pipelines.sources.jira.client import DOCUMENTED_RATE_PER_S, JiraResource
 from sync_pipelines.sources.registry import source_asset
-from sync_pipelines_tests.contract import SourceContract
+from sync_pipelines_sandbox.contract import SourceContract
 
 jira_asset = source_asset("jira")
 

@@ -8,7 +8,7 @@ from sync_pipelines.sources.jira.client import JiraResource
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines.sources.tempo import client as tempo
 from sync_pipelines.sources.tempo.client import TempoResource
-from sync_pipelines_tests.contract import SourceContract
+from sync_pipelines_sandbox.contract import SourceContract
 
 tempo_asset = source_asset("tempo")
 

@@ -1,10 +1,10 @@
 """Slack's place in the source contract."""
 
-from sync_pipelines.definitions import slack_asset
+from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.slack.client import DEFAULT_TIER_LIMITS, METHOD_TIERS, SlackResource
 from sync_pipelines.sources.slack.sync import SKIPPED_SUBTYPES
-from sync_pipelines_tests.contract import SourceContract
+from sync_pipelines_sandbox.contract import SourceContract
 
 
 def expected_ids(company, start, end):
@@ -22,7 +22,7 @@ def expected_ids(company, start, end):
 
 CONTRACT = SourceContract(
     name="slack",
-    asset=slack_asset,
+    asset=source_asset("slack"),
     resources=lambda sandbox: {
         "slack": SlackResource(
             base_url=sandbox.slack_base_url, tier_limits_per_minute={}, page_size=50, timeout_s=5

@@ -4,7 +4,7 @@ from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN
 from sync_pipelines_sandbox.notion.data import NotionWorkspace
 from sync_pipelines.sources.notion.client import DOCUMENTED_RATE_PER_S, NotionResource
 from sync_pipelines.sources.registry import source_asset
-from sync_pipelines_tests.contract import SourceContract
+from sync_pipelines_sandbox.contract import SourceContract
 
 notion_asset = source_asset("notion")
 

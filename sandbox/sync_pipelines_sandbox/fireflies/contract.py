@@ -4,7 +4,7 @@ from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines_sandbox.fireflies.data import FirefliesData
 from sync_pipelines.sources.fireflies.client import DOCUMENTED_RATE_PER_S, FirefliesResource
 from sync_pipelines.sources.registry import source_asset
-from sync_pipelines_tests.contract import SourceContract
+from sync_pipelines_sandbox.contract import SourceContract
 
 fireflies_asset = source_asset("fireflies")
 
