@@ -14,10 +14,10 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Sequence
 
-from sync_pipelines import clock
+from sync_pipelines import clock, partitions
 from sync_pipelines.partitions import DATE_DIM, connections_partitions_name, partition_key
 from sync_pipelines.sources.base import MAX_DAYS_PER_RUN
 from sync_pipelines.sources.figures import DOCUMENTS_KEY
@@ -45,8 +45,8 @@ def parse_day(value: str, option: str) -> date:
     if not _DAY.match(value or ""):
         raise SyncInputError(f"{option} {value!r} is not a date in YYYY-MM-DD form")
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
+        return partitions.parse_day(value).date()
+    except partitions.PartitionKeyError:
         raise SyncInputError(f"{option} {value!r} is not a calendar date") from None
 
 

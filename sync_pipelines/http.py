@@ -89,6 +89,11 @@ class HttpSourceClient:
             transport=transport,
         )
 
+    @property
+    def host(self) -> str:
+        """The API's host: links to any other one are not followed with the credentials."""
+        return self._client.base_url.host
+
     def close(self) -> None:
         self._client.close()
 
@@ -104,8 +109,13 @@ class HttpSourceClient:
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one logical request and return its decoded JSON body, retrying as needed."""
+    def request(
+        self, method: str, path: str, check: Callable[[Any], None] | None = None, **kwargs: Any
+    ) -> Any:
+        """Send one logical request and return its decoded JSON body, retrying as needed.
+
+        `check` inspects the decoded body inside the attempt (like `body_error`, for this
+        call only): a MalformedResponseError it raises is retried like a bad body."""
         request = self._client.build_request(method, path, **kwargs)
         where = f"{self.label}: {method} {request.url.path} on {request.url.host}"
 
@@ -113,20 +123,21 @@ class HttpSourceClient:
             return final_error(where, exc, verdict, attempts, self._secrets)
 
         return call_with_retries(
-            lambda: self._attempt(request),
+            lambda: self._attempt(request, check),
             stats=self.stats,
             describe=describe,
             **self.retry_limits,
         )
 
-    def _attempt(self, request: httpx.Request) -> Any:
+    def _attempt(self, request: httpx.Request, check: Callable[[Any], None] | None) -> Any:
         self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
         response = self._client.send(request)
         if not response.is_success:
             raise HttpStatusError(response)
         body = json_body(response)
-        if self.body_error is not None:
-            self.body_error(body)
+        for inspect in (self.body_error, check):
+            if inspect is not None:
+                inspect(body)
         return body
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "SourceError",
     "SourcePermanentError",
     "call_with_retries",
+    "rate_limit_wait",
 ]
 
 T = TypeVar("T")
@@ -55,12 +56,24 @@ class RateLimiter:
         self._tokens = self.capacity
         self._updated = time.monotonic()
         self._lock = threading.Lock()
+        self._held_until = 0.0  # monotonic time before which no call goes out (a 429's hold)
+
+    def hold(self, seconds: float) -> None:
+        """Hold every call of the connection for `seconds` (a 429's Retry-After applies to
+        the whole token, not to the one thread that received it); works with pacing off."""
+        with self._lock:
+            self._held_until = max(self._held_until, time.monotonic() + seconds)
 
     def acquire(self) -> float:
         """Take one token, waiting if needed; returns the seconds waited."""
-        if self.rate <= 0:
-            return 0.0
+        with self._lock:
+            held = self._held_until - time.monotonic()
         waited = 0.0
+        if held > 0:
+            time.sleep(held)
+            waited = held
+        if self.rate <= 0:
+            return waited
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -98,6 +111,20 @@ class CallStats:
             "retries": self.retries,
             "throttle_wait_s": round(self.throttle_wait_s, 3),
         }
+
+
+def rate_limit_wait(
+    retry_after: float | None,
+    waits: int,
+    *,
+    max_backoff_s: float = 30.0,
+    max_retry_after_s: float = 300.0,
+) -> float:
+    """How long the `waits`-th 429 in a row holds off: the server's Retry-After (capped), or
+    exponential backoff when it sent none, plus up to 0.25 s of jitter so a connection's
+    threads do not return in step. The one rule every client, SDK adapter and handler uses."""
+    wait = min(max_backoff_s, 2.0 ** (waits - 1)) if retry_after is None else retry_after
+    return min(wait, max_retry_after_s) + random.uniform(0, 0.25)
 
 
 def call_with_retries(
@@ -144,8 +171,9 @@ def call_with_retries(
                 raise describe(exc, verdict, sum(failures.values())) from cause
             asked = retry_after_of(exc)
             if verdict is Verdict.RATE_LIMITED:
-                wait = min(max_backoff_s, 2.0 ** (count - 1)) if asked is None else asked
-                wait = min(wait, max_retry_after_s) + random.uniform(0, 0.25)
+                wait = rate_limit_wait(
+                    asked, count, max_backoff_s=max_backoff_s, max_retry_after_s=max_retry_after_s
+                )
                 stats.add(rate_limited=1, retries=1, throttle_wait_s=wait)
             else:
                 ceiling = min(max_backoff_s, backoff_s * 2 ** (count - 1))

@@ -3,6 +3,7 @@ source's folder names it, the README's table follows the declarations, and a new
 up everywhere with no edit elsewhere."""
 
 import re
+import importlib
 import sys
 import textwrap
 from datetime import timedelta
@@ -133,7 +134,6 @@ SOURCE = SourceDeclaration(
     offset_minutes=17,
     freshness_minutes=240,
     credentials_env={"token": "WIDGETS_TOKEN"},
-    base_url_env="WIDGETS_BASE_URL",
     docs_url="https://docs.widgets.test/",
     group="crm",
 )
@@ -143,6 +143,9 @@ SOURCE = SourceDeclaration(
 @pytest.fixture
 def widgets(tmp_path, monkeypatch):
     """A `widgets` source folder in tmp_path, on the sources package's search path."""
+    # The code location's module-level Definitions are built without it, whichever test
+    # imports the module first.
+    importlib.import_module("sync_pipelines.definitions")
     folder = tmp_path / "widgets"
     folder.mkdir()
     (folder / "__init__.py").write_text(textwrap.dedent(THROWAWAY))

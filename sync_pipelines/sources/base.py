@@ -33,13 +33,12 @@ from sync_pipelines.documents import Document
 from sync_pipelines.freshness import freshness_policy
 from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.partitions import (
-    CONNECTION_DIM,
     DATE_DIM,
     PartitionKeyError,
     SyncWindow,
     partition_key,
     source_partitions,
-    window_from_keys,
+    windows_by_connection,
 )
 from sync_pipelines.resilience import CallStats, SourcePermanentError
 from sync_pipelines.sources import pending as pending_items
@@ -147,16 +146,6 @@ def still_pending(
     return outcome.pending + [i for i in latest if i.doc_id not in known]
 
 
-def group_by_connection(partition_keys: list) -> list[SyncWindow]:
-    """One window per connection: a backfill range may span several connections."""
-    by_connection: dict[str, list] = {}
-    for key in partition_keys:
-        dims = getattr(key, "keys_by_dimension", None)
-        conn = dims[CONNECTION_DIM] if dims else str(key).split("|")[0]
-        by_connection.setdefault(conn, []).append(key)
-    return [window_from_keys(keys) for _, keys in sorted(by_connection.items())]
-
-
 def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
     @asset(
         name=spec.name,
@@ -181,7 +170,7 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
     def _source_asset(context: AssetExecutionContext) -> MaterializeResult:
         started = time.monotonic()
         try:
-            windows = group_by_connection(list(context.partition_keys))
+            windows = windows_by_connection(list(context.partition_keys))
         except PartitionKeyError as exc:
             raise Failure(f"{spec.name}: {exc}", allow_retries=False) from exc
         registry = context.resources.connections

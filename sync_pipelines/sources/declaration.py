@@ -22,6 +22,7 @@ from sync_pipelines.documents import Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.sources.base import Previous, SyncOutcome
 from sync_pipelines.sources.figures import document_time
+from sync_pipelines.sources.resource import SourceResourceBase
 
 DISABLED_ENV = "SYNC_DISABLED_SOURCES"
 GROUPS = ("knowledge", "crm")  # "crm" sources share a global run limit
@@ -62,8 +63,8 @@ class SyncEntry(Protocol):
 class SourceDeclaration:
     """One source. `credentials_env` maps each credential field to its standard environment
     variable (the first must be set for the implicit `default` connection to exist);
-    `base_url_env` overrides the resource's default API URL (a connection's own base_url wins
-    over both); `<NAME>_RATE_PER_S` overrides the pacing of a resource with `rate_per_s`."""
+    `<NAME>_BASE_URL` and `<NAME>_RATE_PER_S` set the API URL and the pacing of connections
+    that do not set their own (resource.py has the precedence)."""
 
     name: str
     resource: type[ConfigurableResource]  # implementing SourceResource
@@ -73,7 +74,6 @@ class SourceDeclaration:
     offset_minutes: int  # minute of the hour (within the cadence) the schedule starts at
     freshness_minutes: int  # stale when not materialized for this long
     credentials_env: Mapping[str, str]
-    base_url_env: str
     docs_url: str  # the vendor API reference the sync is written against
     options: type[SourceOptions] | None = None
     group: str = "knowledge"
@@ -93,11 +93,21 @@ class SourceDeclaration:
         if not self.credentials_env:
             raise ValueError(f"{self.name}: credentials_env must name at least one credential")
         self.cron  # noqa: B018 - a cadence that fits no cron fails the declaration
+        prefix = getattr(self.resource, "ENV_PREFIX", self.name.upper())
+        if prefix != self.name.upper():
+            raise ValueError(
+                f"{self.name}: {self.resource.__name__}.ENV_PREFIX is {prefix!r}, "
+                f"not {self.name.upper()!r}"
+            )
 
     @property
     def pool(self) -> str:
         """Concurrency pool of this source's API (one per API, see dagster.yaml/README)."""
         return f"{self.name}_api"
+
+    @property
+    def base_url_env(self) -> str:
+        return f"{self.name.upper()}_BASE_URL"
 
     @property
     def rate_env(self) -> str:
@@ -146,7 +156,10 @@ class SourceDeclaration:
 
     def resource_from_env(self) -> ConfigurableResource:
         """The resource as the environment configures it: `base_url_env` over the resource's
-        default URL, `rate_env` over its documented pacing (0 = off)."""
+        default URL, `rate_env` over its documented pacing (0 = off). A resource on the shared
+        base reads them itself, when it builds a client."""
+        if issubclass(self.resource, SourceResourceBase):
+            return self.resource()
         settings: dict[str, Any] = {}
         if os.environ.get(self.base_url_env):
             settings["base_url"] = os.environ[self.base_url_env]

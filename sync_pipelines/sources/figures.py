@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sync_pipelines.documents import Document
 from sync_pipelines.metrics import RUN_PREFIX
-from sync_pipelines.partitions import SyncWindow
+from sync_pipelines.partitions import SyncWindow, day_end_epoch
 from sync_pipelines.sources.pending import PendingItem
 
 # Per-partition figures: their sum over a run's partitions is the run's figure.
@@ -43,9 +43,6 @@ def partition_day(window: SyncWindow, epoch: float) -> str:
     return window.days[0] if epoch < window.start_epoch else window.days[-1]
 
 
-def day_end(day: str) -> float:
-    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-    return (start + timedelta(days=1)).timestamp()
 
 
 def day_figures(
@@ -63,7 +60,7 @@ def day_figures(
     dropped = Counter(partition_day(window, item.at) for item in given_up)
     figures = {}
     for day in window.days:
-        mark = min(day_end(day), high_water_mark)
+        mark = min(day_end_epoch(day), high_water_mark)
         figures[day] = {
             DOCUMENTS_KEY: written[day],
             ROW_COUNT_KEY: written[day],

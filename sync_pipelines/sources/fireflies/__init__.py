@@ -41,7 +41,6 @@ SOURCE = SourceDeclaration(
     offset_minutes=23,
     freshness_minutes=120,
     credentials_env={"api_key": "FIREFLIES_API_KEY"},
-    base_url_env="FIREFLIES_BASE_URL",
     docs_url="https://docs.fireflies.ai/",
     kinds=frozenset({"fireflies"}),
 )

@@ -40,7 +40,6 @@ SOURCE = SourceDeclaration(
     offset_minutes=5,
     freshness_minutes=60,
     credentials_env={"api_token": "JIRA_API_TOKEN", "email": "JIRA_EMAIL"},
-    base_url_env="JIRA_BASE_URL",
     docs_url="https://developer.atlassian.com/cloud/jira/platform/rest/v3/",
     kinds=frozenset({"jira"}),
 )

@@ -39,7 +39,6 @@ SOURCE = SourceDeclaration(
     offset_minutes=11,
     freshness_minutes=120,
     credentials_env={"token": "NOTION_TOKEN"},
-    base_url_env="NOTION_BASE_URL",
     docs_url="https://developers.notion.com/reference/intro",
     kinds=frozenset({"notion"}),
 )

@@ -46,7 +46,6 @@ SOURCE = SourceDeclaration(
     offset_minutes=1,
     freshness_minutes=30,
     credentials_env={"token": "SLACK_BOT_TOKEN"},
-    base_url_env="SLACK_BASE_URL",
     docs_url="https://api.slack.com/methods/conversations.history",
     kinds=frozenset({"slack"}),
     partition_time=partition_time,

@@ -74,7 +74,6 @@ SOURCE = SourceDeclaration(
     offset_minutes=41,
     freshness_minutes=120,
     credentials_env={"token": "TEMPO_API_TOKEN"},
-    base_url_env="TEMPO_BASE_URL",
     docs_url="https://apidocs.tempo.io/",
     kinds=frozenset({"tempo"}),
 )
