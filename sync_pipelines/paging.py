@@ -1,6 +1,7 @@
 """Reusable paginators over the shared HTTP client: the four ways vendors page a listing.
 
-- `cursor_pages`: a cursor the answer carries (at a dotted path such as `records.cursor` or
+- `cursor_pages` (and `follow_cursor`, the same loop over any transport, e.g. an SDK): a cursor
+  the answer carries (at a dotted path such as `records.cursor` or
   `paging.next.after`) and the next request sends back, in the query or in a POST body;
 - `next_link_pages`: an absolute or relative URL of the next page (`metadata.next`, `next`);
 - `offset_pages`: offset/limit or page/per_page, ending on an empty page or at a total;
@@ -15,7 +16,7 @@ credentials must not follow it), fails naming the listing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -40,7 +41,10 @@ def dig(body: Any, path: str, default: Any = None) -> Any:
     return value
 
 
-def _items_check(items: str, missing_is_empty: bool):
+def items_check(items: str, missing_is_empty: bool = False) -> Callable[[Any], None]:
+    """A body check: MalformedResponseError unless the page has its `items` list (or, when
+    `missing_is_empty`, no such key at all)."""
+
     def check(body: Any) -> None:
         found = dig(body, items, _MISSING)
         if found is _MISSING and missing_is_empty and isinstance(body, Mapping):
@@ -59,14 +63,40 @@ def _items(body: Any, items: str) -> list:
 class _Seen:
     """Cursors or links already followed: one coming back means the listing would loop."""
 
-    def __init__(self, client: HttpSourceClient, what: str):
+    def __init__(self, where: str):
         self.values: set[str] = set()
-        self.where = f"{client.label}: {what}"
+        self.where = where
 
     def add(self, value: str, kind: str) -> None:
         if value in self.values:
             raise PagingError(f"{self.where}: the {kind} {value[:80]!r} came back; stopping")
         self.values.add(value)
+
+
+def follow_cursor(
+    fetch: Callable[[str | None], Any],
+    *,
+    items: str,
+    cursor_out: str,
+    has_more: str | None = None,
+    where: str,
+) -> Iterator[Any]:
+    """The cursor loop itself, for any transport (an SDK's call as much as the HTTP client):
+    `fetch(cursor)` answers one page's body (None: the first page). It ends when the answer
+    has no cursor or, with `has_more`, when that flag is false; a cursor that comes back fails
+    naming `where` (e.g. "slack connection 'acme': conversations.history")."""
+    seen = _Seen(where)
+    cursor: str | None = None
+    while True:
+        body = fetch(cursor)
+        yield from _items(body, items)
+        cursor = dig(body, cursor_out)
+        more = bool(dig(body, has_more)) if has_more else bool(cursor)
+        if not more:
+            return
+        if not cursor:
+            raise MalformedResponseError(f"{where}: '{has_more}' is true but '{cursor_out}' is empty")
+        seen.add(str(cursor), "cursor")
 
 
 def cursor_pages(
@@ -84,26 +114,24 @@ def cursor_pages(
 ) -> Iterator[Any]:
     """Items of a cursor-paged listing. The cursor goes back as query parameter `cursor_in`,
     or, when `json` is given (a POST body), as that body's field `cursor_in` (dotted paths
-    allowed, e.g. `cursor` or `filter.cursor`). The listing ends when the answer has no cursor
-    or, with `has_more`, when that flag is false."""
-    seen = _Seen(client, f"{method} {path}")
-    check = _items_check(items, missing_items_is_empty)
-    cursor: str | None = None
-    while True:
+    allowed, e.g. `cursor` or `filter.cursor`)."""
+    check = items_check(items, missing_items_is_empty)
+
+    def fetch(cursor: str | None) -> Any:
         kwargs: dict[str, Any] = {"params": dict(params or {})}
         if json is not None:
             kwargs["json"] = _with(json, cursor_in, cursor)
         elif cursor is not None:
             kwargs["params"][cursor_in] = cursor
-        body = client.request(method, path, check=check, **kwargs)
-        yield from _items(body, items)
-        cursor = dig(body, cursor_out)
-        more = bool(dig(body, has_more)) if has_more else bool(cursor)
-        if not more:
-            return
-        if not cursor:
-            raise MalformedResponseError(f"{path}: '{has_more}' is true but '{cursor_out}' is empty")
-        seen.add(str(cursor), "cursor")
+        return client.request(method, path, check=check, **kwargs)
+
+    yield from follow_cursor(
+        fetch,
+        items=items,
+        cursor_out=cursor_out,
+        has_more=has_more,
+        where=f"{client.label}: {method} {path}",
+    )
 
 
 def _with(body: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -129,8 +157,8 @@ def next_link_pages(
 ) -> Iterator[Any]:
     """Items of a listing whose answers link to the next page (absolute or relative URL);
     the first request carries `params`, the links carry their own."""
-    seen = _Seen(client, f"GET {path}")
-    check = _items_check(items, False)
+    seen = _Seen(f"{client.label}: GET {path}")
+    check = items_check(items, False)
     url, query = path, dict(params or {})
     host = client.host
     while True:
@@ -163,7 +191,7 @@ def offset_pages(
     `first`, default 1; offsets from `first`, default 0). It ends on an empty page, or
     when the answer's `total` items or `total_pages` pages are read; a short page alone
     does not end it (vendors may answer fewer than asked before the end)."""
-    check = _items_check(items, False)
+    check = items_check(items, False)
     position = (1 if by_page else 0) if first is None else first
     read = pages = 0
     while True:
@@ -192,8 +220,8 @@ def page_token_pages(
     token_out: str = "nextPageToken",
 ) -> Iterator[Any]:
     """Items of a page-token listing; an answer without the items key is an empty page."""
-    seen = _Seen(client, f"GET {path}")
-    check = _items_check(items, True)
+    seen = _Seen(f"{client.label}: GET {path}")
+    check = items_check(items, True)
     token: str | None = None
     while True:
         query = {**(params or {}), **({token_in: token} if token else {})}

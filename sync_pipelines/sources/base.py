@@ -73,6 +73,19 @@ class Previous:
     pending: tuple[PendingItem, ...] = ()
 
 
+@dataclass(kw_only=True)
+class SyncResult:
+    """What every source's sync answers; a source's subclass adds its own counters, which the
+    asset reports as metadata under their names. `mode` is the window's ('full' or
+    'incremental', from `SyncWindow.bounds`); `pending` and `given_up` as in SyncOutcome."""
+
+    documents: list[Document]
+    high_water_mark: float
+    mode: str
+    pending: list[PendingItem] = field(default_factory=list)
+    given_up: list[PendingItem] = field(default_factory=list)
+
+
 @dataclass
 class SyncOutcome:
     """A sync's answer: `pending` are items not written yet (fetch again next run),

@@ -22,6 +22,7 @@ from sync_pipelines.documents import Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.sources.base import Previous, SyncOutcome
 from sync_pipelines.sources.figures import document_time
+from sync_pipelines.sources.options import OptionsModel
 from sync_pipelines.sources.resource import SourceResourceBase
 
 DISABLED_ENV = "SYNC_DISABLED_SOURCES"
@@ -152,7 +153,11 @@ class SourceDeclaration:
         return None
 
     def parse_options(self, connection: Connection) -> SourceOptions | None:
-        return self.options.from_connection(connection.options) if self.options else None
+        if self.options is None:
+            return None
+        if issubclass(self.options, OptionsModel):
+            return self.options.from_connection(connection.options, self.name)
+        return self.options.from_connection(connection.options)
 
     def resource_from_env(self) -> ConfigurableResource:
         """The resource as the environment configures it: `base_url_env` over the resource's
