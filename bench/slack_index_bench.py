@@ -47,7 +47,7 @@ def minimum_calls(company: Company, page_size: int, ranges, joins: bool) -> int:
     one conversations.join per public channel the bot is not in yet.
     """
     readable = [
-        c for c in company.slack_channels() if not c.is_archived and company.bot_can_read(c)
+        c for c in company.chat_channels() if not c.is_archived and company.bot_can_read(c)
     ]
     calls = sum(1 for c in readable if joins and company.bot.user_id not in c.members)
     for lo, hi in ranges:
@@ -98,14 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         registry = work / "connections.yaml"
         registry.write_text(
             "connections:\n  - id: bench\n    source: slack\n"
-            f"    base_url: {sandbox.slack_base_url}\n"
+            f"    base_url: {sandbox.urls['slack']}\n"
             "    credentials: {token: BENCH_SLACK_TOKEN}\n"
         )
         resources = {
             "connections": ConnectionRegistry(path=str(registry)),
             "documents": DocumentStore(root=str(work / "documents")),
             "slack": SlackResource(
-                base_url=sandbox.slack_base_url,
+                base_url=sandbox.urls["slack"],
                 tier_limits_per_minute={},
                 page_size=args.page_size,
                 max_workers=args.workers,

@@ -182,11 +182,11 @@ def write_registry(path: Path, sandbox: Sandbox, extra: str = "") -> None:
         "connections:\n"
         "  - id: acme\n"
         "    source: slack\n"
-        f"    base_url: {sandbox.slack_base_url}\n"
+        f"    base_url: {sandbox.urls['slack']}\n"
         f"    credentials: {{token: {GOOD_TOKEN_ENV}}}\n"
         "  - id: broken\n"
         "    source: slack\n"
-        f"    base_url: {sandbox.slack_base_url}\n"
+        f"    base_url: {sandbox.urls['slack']}\n"
         f"    credentials: {{token: {BAD_TOKEN_ENV}}}\n" + extra
     )
 
@@ -211,7 +211,7 @@ def _harness(tmp_path, sandbox, registry, instance):
         registry=registry,
         # No client-side pacing against the emulator; small pages so channels span several.
         slack=SlackResource(
-            base_url=sandbox.slack_base_url,
+            base_url=sandbox.urls["slack"],
             tier_limits_per_minute={},
             page_size=50,
             max_workers=2,

@@ -48,7 +48,7 @@ class Ticker:
         self.cursor = None
         self.options = {
             "slack_token": SANDBOX_SLACK_TOKEN,
-            "slack_base_url": harness.sandbox.slack_base_url,
+            "slack_base_url": harness.sandbox.urls["slack"],
             "webserver_base_url": UI,
             **alerts_options,
         }

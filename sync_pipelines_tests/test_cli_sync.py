@@ -47,7 +47,7 @@ def registry_text(slack_url: str) -> str:
 
 @pytest.fixture
 def slack_home(home, sandbox, tmp_path):
-    (tmp_path / "connections.yaml").write_text(registry_text(sandbox.slack_base_url))
+    (tmp_path / "connections.yaml").write_text(registry_text(sandbox.urls["slack"]))
     return home
 
 

@@ -104,7 +104,7 @@ def test_schedule_retry_and_backfill_through_the_daemon(sandbox, pg_database, tm
     registry = tmp_path / "connections.yaml"
     registry.write_text(
         "connections:\n  - id: acme\n    source: slack\n"
-        f"    base_url: {sandbox.slack_base_url}\n"
+        f"    base_url: {sandbox.urls['slack']}\n"
         "    credentials: {token: DAEMON_TEST_SLACK_TOKEN}\n"
         "    options: {tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}}\n"
     )

@@ -415,7 +415,7 @@ def cli_home(tmp_path, sandbox, pg_database):  # noqa: F811
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     registry = tmp_path / "connections.yaml"
-    registry.write_text(registry_text(sandbox.slack_base_url))
+    registry.write_text(registry_text(sandbox.urls["slack"]))
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -277,7 +277,7 @@ def test_bad_entries_do_not_stop_a_good_run_and_fail_their_own(harness):
 def test_bad_entries_are_reported_and_alerted_once_until_fixed(harness):
     write_registry(harness.registry, harness.sandbox, extra=BAD_ENTRIES)
     alerts = AlertsResource(
-        slack_token=SANDBOX_SLACK_TOKEN, slack_base_url=harness.sandbox.slack_base_url
+        slack_token=SANDBOX_SLACK_TOKEN, slack_base_url=harness.sandbox.urls["slack"]
     )
     ticker = Ticker(harness.instance, str(harness.registry), alerts)
     skip = ticker()
@@ -301,7 +301,7 @@ def test_bad_entries_are_reported_and_alerted_once_until_fixed(harness):
 
 def test_unusable_registry_alerts_once_slack_takes_it(harness):
     harness.registry.write_text("")
-    alerts = {"slack_base_url": harness.sandbox.slack_base_url}
+    alerts = {"slack_base_url": harness.sandbox.urls["slack"]}
     ticker = Ticker(
         harness.instance, str(harness.registry), AlertsResource(slack_token="xoxb-wrong", **alerts)
     )

@@ -68,7 +68,7 @@ def test_fault_proxy_fires_each_kind_as_described(sandbox, kind):
     seen, landed = PROXY_KINDS[kind]
     plan = FaultPlan(rate=1.0, weights={kind: 1.0}, retry_after_s=3, hang_s=1.0)
     with FaultProxy(sandbox.urls["slack"], plan, seed=kind) as proxy:
-        url = proxy.url_for(sandbox.slack_base_url) + "chat.postMessage"
+        url = proxy.url_for(sandbox.urls["slack"]) + "chat.postMessage"
         post = functools.partial(
             httpx.post,
             url,
@@ -105,7 +105,7 @@ def test_fault_proxy_passes_through_and_is_reproducible_by_seed(sandbox):
             with httpx.Client(timeout=5) as keep_alive:
                 for _ in range(30):
                     try:
-                        keep_alive.post(proxy.url_for(sandbox.slack_base_url) + "api.test")
+                        keep_alive.post(proxy.url_for(sandbox.urls["slack"]) + "api.test")
                     except httpx.TransportError:
                         pass
             return proxy.fired
@@ -113,7 +113,7 @@ def test_fault_proxy_passes_through_and_is_reproducible_by_seed(sandbox):
     assert kinds_fired(5) == kinds_fired(5) != kinds_fired(6)
     with FaultProxy(sandbox.urls["slack"], FaultPlan(rate=0.0)) as proxy:
         client = WebClient(
-            token=SANDBOX_SLACK_TOKEN, base_url=proxy.url_for(sandbox.slack_base_url)
+            token=SANDBOX_SLACK_TOKEN, base_url=proxy.url_for(sandbox.urls["slack"])
         )
         assert client.auth_test()["ok"] and proxy.fired == Counter()
 
@@ -191,7 +191,7 @@ def test_no_secret_reaches_dagster_home_data_dir_or_alerts(sandbox, tmp_path, mo
     credentials = Credentials(
         SLACK_TOKEN_ENV, secrets["slack token"], secrets["openai key"], secrets["pinecone key"]
     )
-    slack_url = sandbox.slack_base_url
+    slack_url = sandbox.urls["slack"]
     deployment = Deployment(
         tmp_path,
         Endpoints.of(sandbox.urls),

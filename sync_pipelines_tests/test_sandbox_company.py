@@ -17,7 +17,7 @@ PAST = dt.date(2025, 3, 14)
 
 
 def snapshot(company: Company) -> tuple:
-    channels = company.slack_channels()
+    channels = company.chat_channels()
     return (
         company.people,
         company.issue_keys,
@@ -32,7 +32,7 @@ def snapshot(company: Company) -> tuple:
 
 def all_messages(company: Company, channels=None) -> list:
     out = []
-    for ch in channels or company.slack_channels():
+    for ch in channels or company.chat_channels():
         for msg in company.channel_messages(ch.id):
             out.append(msg)
             out.extend(company.thread_replies(ch.id, msg.ts))
@@ -61,7 +61,7 @@ def test_message_count_and_span(company):
     assert all(start <= float(m.ts) < end for m in messages)
     anchor_day = [m for m in messages if float(m.ts) >= end - 86_400]
     assert anchor_day, "some messages on the anchor day"
-    for ch in company.slack_channels():
+    for ch in company.chat_channels():
         keys = [ts_to_us(m.ts) for m in company.channel_messages(ch.id)]
         keys += [
             ts_to_us(r.ts)
@@ -102,7 +102,7 @@ def test_people_and_projects(company):
 
 
 def test_channels(company):
-    channels = {c.name: c for c in company.slack_channels()}
+    channels = {c.name: c for c in company.chat_channels()}
     bot = company.bot.user_id
     assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) for name in channels)
     archived = [c for c in channels.values() if c.is_archived]
@@ -118,10 +118,10 @@ def test_channels(company):
 
 def test_message_variety(company):
     messages = all_messages(company)
-    top = [m for ch in company.slack_channels() for m in company.channel_messages(ch.id)]
+    top = [m for ch in company.chat_channels() for m in company.channel_messages(ch.id)]
     threads = [
         (ch, m)
-        for ch in company.slack_channels()
+        for ch in company.chat_channels()
         for m in company.channel_messages(ch.id)
         if company.thread_replies(ch.id, m.ts)
     ]
@@ -148,7 +148,7 @@ def test_message_variety(company):
 def test_fifty_thousand_messages_exactly():
     big = Company.generate(seed=9, messages=50_000, days=30, anchor=PAST)
     assert (
-        sum(len(big.log(c.id).keys) + len(big.log(c.id).replies) for c in big.slack_channels())
+        sum(len(big.log(c.id).keys) + len(big.log(c.id).replies) for c in big.chat_channels())
         == 50_000
     )
 
@@ -156,14 +156,14 @@ def test_fifty_thousand_messages_exactly():
 def test_expected_messages_scope_and_bounds(company):
     start = dt.datetime(2025, 3, 10, tzinfo=dt.UTC).timestamp()
     end = start + 2 * 86_400
-    expected = company.expected_slack_messages(start, end)
+    expected = company.expected_chat_messages(start, end)
     assert expected and all(start <= float(m["ts"]) < end for m in expected)
     names = {m["channel_name"] for m in expected}
     assert "hr-confidential" not in names and "old-office-move" not in names
     assert "watercooler" in names and "leadership" in names
-    everything = company.expected_slack_messages(0, clock.now_epoch(), include_archived=True)
+    everything = company.expected_chat_messages(0, clock.now_epoch(), include_archived=True)
     assert "old-office-move" in {m["channel_name"] for m in everything}
-    readable = [c for c in company.slack_channels() if company.bot_can_read(c)]
+    readable = [c for c in company.chat_channels() if company.bot_can_read(c)]
     assert len(everything) == len(all_messages(company, readable))
     reply = next(m for m in everything if m["thread_ts"] and m["thread_ts"] != m["ts"])
     assert set(reply) == {
@@ -186,7 +186,7 @@ def test_ground_truth_matches_a_full_sync_through_the_emulator():
         channel_id = company.channel_by_name("engineering").id
         newest = company.channel_messages(channel_id)[0]
         sb.slack.edit_message(channel_id, newest.ts, "edited after generation")
-        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sb.slack_base_url)
+        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sb.urls["slack"])
         synced = []
         for page in client.conversations_list(
             types="public_channel,private_channel", exclude_archived=True, limit=5
@@ -209,7 +209,7 @@ def test_ground_truth_matches_a_full_sync_through_the_emulator():
     # replies of threads started before `oldest` are outside what this sync walks
     expected = [
         (m["channel_id"], m["ts"], m["user"], m["text"])
-        for m in company.expected_slack_messages(oldest, latest)
+        for m in company.expected_chat_messages(oldest, latest)
         if m["thread_ts"] in (None, m["ts"]) or float(m["thread_ts"]) > oldest
     ]
     assert len(expected) > 1000 and len(synced) == len(set(synced))

@@ -35,7 +35,7 @@ def sandbox(slack_company):
 
 @pytest.fixture
 def client(sandbox) -> WebClient:
-    return WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.slack_base_url)
+    return WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.urls["slack"])
 
 
 def channel(sandbox, name):
@@ -44,7 +44,7 @@ def channel(sandbox, name):
 
 def raw_post(sandbox, method, **data) -> httpx.Response:
     headers = {"Authorization": f"Bearer {SANDBOX_SLACK_TOKEN}"}
-    return httpx.post(sandbox.slack_base_url + method, data=data, headers=headers, timeout=10)
+    return httpx.post(sandbox.urls["slack"] + method, data=data, headers=headers, timeout=10)
 
 
 # ------------------------------------------------------------------ auth
@@ -56,11 +56,11 @@ def test_auth_test_names_the_bot(client, sandbox):
 
 def test_invalid_and_missing_tokens(sandbox):
     with pytest.raises(SlackApiError) as bad:
-        WebClient(token="xoxb-wrong", base_url=sandbox.slack_base_url).auth_test()
+        WebClient(token="xoxb-wrong", base_url=sandbox.urls["slack"]).auth_test()
     assert bad.value.response["error"] == "invalid_auth"
     assert bad.value.response.status_code == 200
     with pytest.raises(SlackApiError) as missing:
-        WebClient(base_url=sandbox.slack_base_url).conversations_list()
+        WebClient(base_url=sandbox.urls["slack"]).conversations_list()
     assert missing.value.response["error"] == "not_authed"
 
 
@@ -68,7 +68,7 @@ def test_set_token_revokes_the_old_one(client, sandbox):
     sandbox.slack.set_token("xoxb-rotated")
     with pytest.raises(SlackApiError, match="invalid_auth"):
         client.auth_test()
-    assert WebClient(token="xoxb-rotated", base_url=sandbox.slack_base_url).auth_test()["ok"]
+    assert WebClient(token="xoxb-rotated", base_url=sandbox.urls["slack"]).auth_test()["ok"]
 
 
 # ------------------------------------------------------------------ conversations.list
@@ -83,7 +83,7 @@ def test_list_pages_through_visible_channels(client, sandbox):
     names = [c["name"] for p in pages for c in p["channels"]]
     assert len(names) == len(set(names))
     company = sandbox.company
-    expected = {c.name for c in company.slack_channels() if company.bot_can_read(c)}
+    expected = {c.name for c in company.chat_channels() if company.bot_can_read(c)}
     assert set(names) == expected
     assert "hr-confidential" not in names  # private, bot not a member
     by_name = {c["name"]: c for p in pages for c in p["channels"]}
@@ -115,7 +115,7 @@ def page_history(client, channel_id, **kwargs) -> list[dict]:
 
 
 def test_history_pages_newest_first_without_gaps(client, sandbox):
-    for ch in sandbox.company.slack_channels():
+    for ch in sandbox.company.chat_channels():
         if ch.name in ("watercooler", "hr-confidential"):
             continue
         served = page_history(client, ch.id, limit=37)
@@ -287,12 +287,12 @@ def test_json_and_query_params_are_accepted(sandbox):
     headers = {"Authorization": f"Bearer {SANDBOX_SLACK_TOKEN}"}
     ch = channel(sandbox, "general")
     by_query = httpx.post(
-        sandbox.slack_base_url + "conversations.history",
+        sandbox.urls["slack"] + "conversations.history",
         params={"channel": ch.id, "limit": 2},
         headers=headers,
     ).json()
     by_json = httpx.post(
-        sandbox.slack_base_url + "conversations.history",
+        sandbox.urls["slack"] + "conversations.history",
         json={"channel": ch.id, "limit": 2},
         headers=headers,
     ).json()
@@ -303,9 +303,9 @@ def test_json_and_query_params_are_accepted(sandbox):
 def test_paging_fifty_thousand_messages_misses_nothing():
     company = Company.generate(seed=5, messages=50_000, days=30)
     with Sandbox(company=company) as sb:
-        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sb.slack_base_url)
+        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sb.urls["slack"])
         readable = [
-            c for c in company.slack_channels() if c.name not in ("watercooler", "hr-confidential")
+            c for c in company.chat_channels() if c.name not in ("watercooler", "hr-confidential")
         ]
         total = sum(len(page_history(client, ch.id, limit=999)) for ch in readable)
     assert total == sum(len(company.channel_messages(c.id)) for c in readable)
@@ -315,7 +315,7 @@ def test_paging_fifty_thousand_messages_misses_nothing():
 def test_rate_limit_answers_429_and_the_retry_handler_waits_it_out(sandbox):
     sandbox.knobs.rate_limits["conversations.history"] = 2
     ch = channel(sandbox, "general")
-    plain = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.slack_base_url)
+    plain = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.urls["slack"])
     plain.conversations_history(channel=ch.id, limit=1)
     plain.conversations_history(channel=ch.id, limit=1)
     with pytest.raises(SlackApiError) as limited:
@@ -330,7 +330,7 @@ def test_rate_limit_answers_429_and_the_retry_handler_waits_it_out(sandbox):
     sandbox.knobs.inject("conversations.history", "429", count=1, retry_after=1)
     patient = WebClient(
         token=SANDBOX_SLACK_TOKEN,
-        base_url=sandbox.slack_base_url,
+        base_url=sandbox.urls["slack"],
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
     )
     started = time.monotonic()

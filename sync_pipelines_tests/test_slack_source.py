@@ -33,7 +33,7 @@ def expected_documents(company, first_day: int, last_day: int) -> dict[str, str]
         text = MENTION.sub(lambda m: "@" + company.user(m.group(1)).name, text)
         docs[f"slack:acme:{channel.id}:{msg.ts}"] = text
 
-    for channel in company.slack_channels():
+    for channel in company.chat_channels():
         if channel.is_archived or not company.bot_can_read(channel):
             continue
         for msg in company.channel_messages(channel.id):
@@ -59,7 +59,7 @@ def test_range_run_matches_ground_truth(harness, company):
     meta = harness.metadata(result, "slack")
     assert meta["mode"] == "full"
     assert meta["run_documents_written"] == len(expected)
-    visible = [c for c in company.slack_channels() if not c.is_archived and company.bot_can_read(c)]
+    visible = [c for c in company.chat_channels() if not c.is_archived and company.bot_can_read(c)]
     assert meta["run_channels_read"] == len(visible)
     # page_size=50 in the harness: every channel takes several history pages, none is capped.
     history_calls = harness.sandbox.knobs.calls["conversations.history"]
@@ -72,7 +72,7 @@ def test_range_run_matches_ground_truth(harness, company):
 
 def test_document_metadata_and_access(harness, company):
     docs = harness.documents(harness.sync_slack([day(-3), day(0)]))
-    private = {c.id: c for c in company.slack_channels() if c.is_private}
+    private = {c.id: c for c in company.chat_channels() if c.is_private}
     seen_private = seen_reply = False
     for doc in docs:
         meta = doc.metadata
@@ -101,7 +101,7 @@ def test_document_metadata_and_access(harness, company):
 def test_archived_and_unreadable_channels_skipped_and_public_joined(harness, company):
     docs = harness.documents(harness.sync_slack([day(-3), day(0)]))
     channel_ids = {d.metadata["channel_id"] for d in docs}
-    for channel in company.slack_channels():
+    for channel in company.chat_channels():
         if channel.is_archived or not company.bot_can_read(channel):
             assert channel.id not in channel_ids
     assert harness.sandbox.knobs.calls["conversations.join"] >= 1
@@ -110,10 +110,10 @@ def test_archived_and_unreadable_channels_skipped_and_public_joined(harness, com
 def test_channel_allow_list(harness, company, sandbox):
     from sync_pipelines_tests.conftest import GOOD_TOKEN_ENV
 
-    general = next(c for c in company.slack_channels() if not c.is_private and not c.is_archived)
+    general = next(c for c in company.chat_channels() if not c.is_private and not c.is_archived)
     harness.registry.write_text(
         "connections:\n  - id: acme\n    source: slack\n"
-        f"    base_url: {sandbox.slack_base_url}\n"
+        f"    base_url: {sandbox.urls['slack']}\n"
         f"    credentials: {{token: {GOOD_TOKEN_ENV}}}\n"
         f"    options: {{channels: ['#{general.name}']}}\n"
     )
@@ -134,7 +134,7 @@ def test_today_incremental_run_fetches_only_changes(harness, company):
     # An edit to a message two days old (inside the 7-day lookback), a new message today and
     # a new reply to an existing thread.
     channel = next(
-        c for c in company.slack_channels()
+        c for c in company.chat_channels()
         if not c.is_private and not c.is_archived
         and any(abs(float(m.ts) - (clock.now_epoch() - 2 * 86400)) < 86400 and m.user
                 for m in company.channel_messages(c.id))
@@ -147,12 +147,12 @@ def test_today_incremental_run_fetches_only_changes(harness, company):
     poster = company.people[1].user_id
     new_ts = harness.sandbox.slack.post(channel.id, poster, "brand new message about CORE-7")
     parent = next(
-        m for c in company.slack_channels() if not c.is_archived and company.bot_can_read(c)
+        m for c in company.chat_channels() if not c.is_archived and company.bot_can_read(c)
         for m in company.channel_messages(c.id)
         if company.thread_replies(c.id, m.ts) and float(m.ts) > clock.now_epoch() - 5 * 86400
     )
     parent_channel = next(
-        c.id for c in company.slack_channels()
+        c.id for c in company.chat_channels()
         if any(m is parent for m in company.channel_messages(c.id))
     )
     reply_ts = harness.sandbox.slack.post(parent_channel, poster, "late reply", thread_ts=parent.ts)

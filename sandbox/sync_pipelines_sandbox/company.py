@@ -308,7 +308,7 @@ class Company:
     def channel_by_name(self, name: str) -> Channel | None:
         return next((c for c in self._channels.values() if c.name == name), None)
 
-    def slack_channels(self) -> list[Channel]:
+    def chat_channels(self) -> list[Channel]:
         """Every channel, including those the bot cannot see (private, not a member)."""
         return list(self._channels.values())
 
@@ -337,7 +337,7 @@ class Company:
         """The channel's raw index, for the emulators (hold `lock` while reading it)."""
         return self._logs[channel_id]
 
-    def expected_slack_messages(
+    def expected_chat_messages(
         self, oldest: float, latest: float, include_archived: bool = False
     ) -> list[dict]:
         """Ground truth for a sync of [oldest, latest): what the bot may read, with current text."""

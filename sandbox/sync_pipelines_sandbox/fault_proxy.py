@@ -8,7 +8,7 @@ per request from a seeded RNG and counts what it fired, so the reliability suite
 inside the project.
 
     with FaultProxy(sandbox.urls["slack"], FaultPlan(rate=0.1), seed=3) as proxy:
-        client = WebClient(token=..., base_url=proxy.url_for(sandbox.slack_base_url))
+        client = WebClient(token=..., base_url=proxy.url_for(sandbox.urls["slack"]))
     proxy.fired  # Counter({"503": 4, "twice": 2, ...})
 
 Seeded: the same sequence of requests meets the same faults (requests sent concurrently may

@@ -1,7 +1,7 @@
 """Run every emulator on 127.0.0.1, each its own uvicorn server in a background thread.
 
     with Sandbox() as sandbox:
-        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.slack_base_url)
+        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.urls["slack"])
 
 One knobs middleware wraps every app, so latency, rate limits and faults behave the same for
 all vendors. A source's emulator is found by its folder (`sync_pipelines_sandbox/<source>/`, exporting
@@ -127,10 +127,6 @@ class Sandbox:
         if name in states:
             return states[name]
         raise AttributeError(name)
-
-    @property
-    def slack_base_url(self) -> str:
-        return self.urls["slack"]
 
     @property
     def openai_base_url(self) -> str:

@@ -267,7 +267,7 @@ def conversations_list(state: SlackState, params: Mapping[str, Any]) -> dict:
     with company.lock:
         visible = [
             c
-            for c in company.slack_channels()
+            for c in company.chat_channels()
             if ("private_channel" if c.is_private else "public_channel") in types
             and company.bot_can_read(c)
             and not (exclude_archived and c.is_archived)

@@ -9,7 +9,7 @@ from sync_pipelines_sandbox.contract import SourceContract
 
 def expected_ids(company, start, end):
     ids = set()
-    for channel in company.slack_channels():
+    for channel in company.chat_channels():
         if channel.is_archived or not company.bot_can_read(channel):
             continue
         for msg in company.channel_messages(channel.id):
@@ -25,11 +25,11 @@ CONTRACT = SourceContract(
     asset=source_asset("slack"),
     resources=lambda sandbox: {
         "slack": SlackResource(
-            base_url=sandbox.slack_base_url, tier_limits_per_minute={}, page_size=50, timeout_s=5
+            base_url=sandbox.urls["slack"], tier_limits_per_minute={}, page_size=50, timeout_s=5
         )
     },
     registry_entry=lambda sandbox, conn_id, env: (
-        f"  - id: {conn_id}\n    source: slack\n    base_url: {sandbox.slack_base_url}\n"
+        f"  - id: {conn_id}\n    source: slack\n    base_url: {sandbox.urls['slack']}\n"
         f"    credentials: {{token: {env}}}\n"
     ),
     good_secret=SANDBOX_SLACK_TOKEN,
