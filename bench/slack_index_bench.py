@@ -27,9 +27,10 @@ from sync_pipelines import clock
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
-from sync_pipelines_sandbox import SANDBOX_SLACK_TOKEN, Company, Knobs, Sandbox
 from sync_pipelines.sources.base import MAX_DAYS_PER_RUN
 from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines_sandbox import Company, Knobs, Sandbox
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 

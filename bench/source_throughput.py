@@ -22,13 +22,11 @@ from pathlib import Path
 
 from dagster import instance_for_test, materialize
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the contracts live in the tests
-
 from sync_pipelines import clock
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
-from sync_pipelines_sandbox import Company, Knobs, Sandbox
 from sync_pipelines.sources.registry import names
+from sync_pipelines_sandbox import Company, Knobs, Sandbox
 from sync_pipelines_sandbox.contract import SourceContract, discover
 
 

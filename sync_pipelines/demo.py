@@ -49,7 +49,7 @@ def prepare_environment(root: Path, sandbox, sources) -> None:
     registry = (root / "connections.yaml").resolve()
     registry.write_text("\n".join(lines) + "\n")
     os.environ.update(sandbox.env())
-    os.environ.update({s.rate_env: "0" for s in sources if s.paced})
+    os.environ.update({s.rate_env: "0" for s in sources})
     os.environ.update(
         {
             "DAGSTER_HOME": str(home),

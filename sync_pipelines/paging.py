@@ -84,7 +84,7 @@ def follow_cursor(
     """The cursor loop itself, for any transport (an SDK's call as much as the HTTP client):
     `fetch(cursor)` answers one page's body (None: the first page). It ends when the answer
     has no cursor or, with `has_more`, when that flag is false; a cursor that comes back fails
-    naming `where` (e.g. "slack connection 'acme': conversations.history")."""
+    naming `where` (e.g. "acme connection 'main': GET /v2/items")."""
     seen = _Seen(where)
     cursor: str | None = None
     while True:

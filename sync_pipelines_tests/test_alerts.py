@@ -26,7 +26,7 @@ from sync_pipelines.alerts import sensor as sensor_module
 from sync_pipelines.alerts import signals as signals_module
 from sync_pipelines.alerts.signals import RetryFate, retry_fate
 from sync_pipelines.partitions import connections_partitions_name, partition_key, source_partitions
-from sync_pipelines_sandbox import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import BAD_TOKEN_ENV, GOOD_TOKEN_ENV, day
 from sync_pipelines_tests.freshness_daemon import (
     freshness_daemon,

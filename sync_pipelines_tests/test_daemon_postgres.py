@@ -28,8 +28,8 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from sync_pipelines import clock
 from sync_pipelines.dead_runs import run_processes
 from sync_pipelines.metrics import metrics_table
-from sync_pipelines_sandbox import SANDBOX_SLACK_TOKEN
 from sync_pipelines.schedules import partition_days
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.test_postgres_storage import pg_database  # noqa: F401 (fixture)
 

@@ -14,7 +14,11 @@ from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import SourceAuthError, SourceError
 from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines_sandbox.fireflies.data import SHARED_COMPANY_WIDE, FirefliesData
-from sync_pipelines.sources.fireflies.client import FirefliesResource, retry_after_s
+from sync_pipelines.sources.fireflies.client import (
+    DOCUMENTED_RATE_PER_S,
+    FirefliesResource,
+    retry_after_s,
+)
 from sync_pipelines.sources.fireflies.sync import FirefliesOptions, FirefliesSync
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
@@ -198,21 +202,78 @@ def test_retry_after_hints():
 
 @pytest.mark.parametrize(
     "options, named",
-    [({"project_keywords": ["SUBS"]}, "project_keywords"),
-     ({"project_keywords": {"subs": ["x"]}}, "project_keywords"),
-     ({"project_keywords": {"SUBS": "billing"}}, "project_keywords"),
-     ({"lookback_hours": -1}, "lookback_hours"),
-     ({"lookback_hours": "six"}, "lookback_hours"),
-     ({"projects": []}, "projects")],
+    [({"project_keywords": ["SUBS"]}, "fireflies option 'project_keywords'"),
+     ({"project_keywords": {"subs": ["x"]}}, "fireflies option 'project_keywords'"),
+     ({"project_keywords": {"SUBS": "billing"}}, "fireflies option 'project_keywords'"),
+     ({"lookback_hours": -1}, "fireflies option 'lookback_hours'"),
+     ({"lookback_hours": "six"}, "fireflies option 'lookback_hours'"),
+     ({"projects": []}, "unknown fireflies option 'projects'")],
 )
 def test_bad_options_name_the_option(options, named):
     with pytest.raises(ValueError, match=named):
-        FirefliesOptions.from_connection(options)
+        FirefliesOptions.from_connection(options, "fireflies")
+
+
+def test_options_default_and_accept_null_keywords():
+    options = FirefliesOptions.from_connection(
+        {"project_keywords": None, "lookback_hours": 2}, "fireflies"
+    )
+    assert options == FirefliesOptions(project_keywords={}, lookback_hours=2.0)
+    keywords = {"SUBS": [" billing ", "subscription"]}
+    parsed = FirefliesOptions.from_connection({"project_keywords": keywords}, "fireflies")
+    assert parsed.project_keywords == {"SUBS": ("billing", "subscription")}
+    assert parsed.lookback_hours == 6.0
 
 
 def test_bad_page_size_names_the_field(connection):
-    with pytest.raises(ValueError, match="page_size"):
+    with pytest.raises(ValueError, match="FirefliesResource.page_size must be between 1 and 50"):
         FirefliesResource(page_size=51).client_for(connection)
+
+
+# ------------------------------------------------------------------ the resource
+@pytest.fixture
+def no_env(monkeypatch):
+    monkeypatch.delenv("FIREFLIES_BASE_URL", raising=False)
+    monkeypatch.delenv("FIREFLIES_RATE_PER_S", raising=False)
+
+
+def test_environment_is_read_when_a_client_is_built(sandbox, connection, data, no_env,
+                                                      monkeypatch):
+    resource = FirefliesResource(page_size=10)  # a run config naming only the page size
+    monkeypatch.setenv("FIREFLIES_BASE_URL", sandbox.urls["fireflies"] + "/graphql")
+    monkeypatch.setenv("FIREFLIES_RATE_PER_S", "0")
+    unset = Connection("acme", "fireflies", credentials={"api_key": KEY_ENV})
+    with resource.client_for(unset) as client:
+        assert client.http.limiter.rate == 0 and client.page_size == 10
+        result = FirefliesSync(client, FirefliesOptions(), "acme").run(window(-1, -1), None)
+    expected = data.expected(window(-1, -1).start_epoch, window(-1, -1).end_epoch)
+    assert {d.metadata["meeting_id"] for d in result.documents} == {m.id for m in expected}
+
+
+def test_base_url_precedence_connection_resource_environment_default(connection, no_env,
+                                                                       monkeypatch):
+    def host(resource, base_url=None):
+        conn = Connection("acme", "fireflies", credentials={"api_key": KEY_ENV},
+                          base_url=base_url)
+        with resource.client_for(conn) as client:
+            return client.http.host
+
+    assert host(FirefliesResource()) == "api.fireflies.ai"
+    monkeypatch.setenv("FIREFLIES_BASE_URL", "https://env.example")
+    assert host(FirefliesResource()) == "env.example"
+    assert host(FirefliesResource(base_url="https://resource.example")) == "resource.example"
+    assert host(FirefliesResource(base_url="https://resource.example"),
+                "https://conn.example/graphql") == "conn.example"
+
+
+def test_resource_defaults_stay_fireflies(connection, no_env, monkeypatch):
+    with FirefliesResource().client_for(connection) as client:
+        assert client.page_size == 50 and client.http.limiter.rate == DOCUMENTED_RATE_PER_S == 1
+        assert client.http.retry_limits["max_rate_limit_waits"] == 10
+    assert FirefliesResource().timeout_s == 60.0 and FirefliesResource().max_attempts == 6
+    monkeypatch.setenv("FIREFLIES_RATE_PER_S", "-1")
+    with pytest.raises(ValueError, match="FIREFLIES_RATE_PER_S must be >= 0"):
+        FirefliesResource().client_for(connection)
 
 
 # ------------------------------------------------------------------ partition modes

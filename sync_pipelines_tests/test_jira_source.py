@@ -9,11 +9,13 @@ from dagster import DagsterEventType
 from jira import JIRAError
 
 from sync_pipelines import clock
+from sync_pipelines.connections import Connection
+from sync_pipelines.paging import PagingError
 from sync_pipelines.partitions import partition_key, window_from_keys
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.jira.data import SANDBOX_JIRA_EMAIL, SANDBOX_JIRA_TOKEN, plain_text
 from sync_pipelines_sandbox.server import Sandbox
-from sync_pipelines.sources.jira.client import JiraClient, JiraResource
+from sync_pipelines.sources.jira.client import DOCUMENTED_RATE_PER_S, JiraClient, JiraResource
 from sync_pipelines.sources.jira.sync import (
     JiraOptions,
     JiraSync,
@@ -93,23 +95,71 @@ def test_bounds_in_a_repeated_hour_are_widened():
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"projects": "SUBS"}, "'projects'"),
-        ({"projects": ["subs"]}, "'projects'"),
-        ({"overlap_minutes": -1}, "'overlap_minutes'"),
-        ({"recent_comments": "5"}, "'recent_comments'"),
-        ({"project": ["SUBS"]}, "unknown jira options ['project']"),
+        ({"projects": "SUBS"}, "jira option 'projects'"),
+        ({"projects": ["subs"]}, "jira option 'projects'"),
+        ({"overlap_minutes": -1}, "jira option 'overlap_minutes'"),
+        ({"overlap_minutes": True}, "jira option 'overlap_minutes'"),
+        ({"recent_comments": "5"}, "jira option 'recent_comments'"),
+        ({"project": ["SUBS"]}, "unknown jira option 'project'"),
     ],
 )
 def test_bad_options_are_value_errors_naming_the_option(options, named):
-    with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
-        JiraOptions.from_connection(options)
+    with pytest.raises(ValueError, match=named):
+        JiraOptions.from_connection(options, "jira")
 
 
-def test_resource_needs_a_site_url():
-    from sync_pipelines.connections import Connection
+def test_options_default_and_accept_null_projects():
+    options = JiraOptions.from_connection({"projects": None, "overlap_minutes": 1}, "jira")
+    assert options == JiraOptions(projects=(), overlap_minutes=1.0, recent_comments=5)
 
-    with pytest.raises(ValueError, match="base_url"):
-        JiraResource().client_for(Connection("acme", "jira"))
+
+# ------------------------------------------------------------------ the resource
+def connection(base_url=None) -> Connection:
+    return Connection(
+        "acme", "jira", credentials={"api_token": TOKEN_ENV, "email": EMAIL_ENV}, base_url=base_url
+    )
+
+
+@pytest.fixture
+def secrets(monkeypatch):
+    monkeypatch.setenv(EMAIL_ENV, SANDBOX_JIRA_EMAIL)
+    monkeypatch.setenv(TOKEN_ENV, SANDBOX_JIRA_TOKEN)
+    monkeypatch.delenv("JIRA_BASE_URL", raising=False)
+    monkeypatch.delenv("JIRA_RATE_PER_S", raising=False)
+
+
+def test_resource_needs_a_site_url(secrets):
+    with pytest.raises(ValueError, match="jira connection 'acme' has no API URL") as failure:
+        JiraResource().client_for(connection())
+    assert "JIRA_BASE_URL" in str(failure.value) and "https://<site>.atlassian.net" in str(
+        failure.value
+    )
+
+
+def test_environment_is_read_when_a_client_is_built(secrets, monkeypatch):
+    resource = JiraResource(page_size=10)  # a run config naming only the page size
+    monkeypatch.setenv("JIRA_BASE_URL", "https://env.atlassian.net")
+    monkeypatch.setenv("JIRA_RATE_PER_S", "3")
+    jira = resource.client_for(connection())
+    assert jira.site_url == "https://env.atlassian.net"
+    assert jira.limiter.rate == 3.0 and jira.page_size == 10
+    jira.close()
+
+
+def test_site_url_precedence_is_connection_then_resource_then_environment(secrets, monkeypatch):
+    monkeypatch.setenv("JIRA_BASE_URL", "https://env.atlassian.net")
+    resource = JiraResource(base_url="https://resource.atlassian.net")
+    assert resource.client_for(connection()).site_url == "https://resource.atlassian.net"
+    by_connection = resource.client_for(connection("https://conn.atlassian.net/"))
+    assert by_connection.site_url == "https://conn.atlassian.net"
+
+
+def test_resource_defaults_stay_jiras(secrets):
+    jira = JiraResource(base_url="https://acme.atlassian.net").client_for(connection())
+    assert jira.page_size == 100 and jira.limiter.rate == DOCUMENTED_RATE_PER_S == 10.0
+    assert JiraResource().max_rate_limit_waits == 8 and JiraResource().timeout_s == 30.0
+    with pytest.raises(ValueError, match="JiraResource.page_size must be between 1 and 100"):
+        JiraResource(base_url="https://acme.atlassian.net", page_size=101).client_for(connection())
 
 
 # ------------------------------------------------------------------ JiraSync on the emulator
@@ -266,6 +316,19 @@ def test_id_batches_split_when_jira_does_not_name_the_bad_ids(emulators, monkeyp
     keys = jira.issue_keys(ids)
     assert keys == {i: (None if i in bad else f"K-{i}") for i in ids}
     assert len(asked) < 30 and asked[0] == 64
+
+
+def test_a_search_token_that_comes_back_stops_the_listing(emulators, monkeypatch):
+    jira = client(emulators)
+    jira.connect()
+    pages = iter(["t1", "t2", "t1"])
+
+    def search(jql, nextPageToken=None, **kwargs):
+        return {"issues": [{"id": "1", "key": "K-1"}], "nextPageToken": next(pages)}
+
+    monkeypatch.setattr(jira._jira, "enhanced_search_issues", search)
+    with pytest.raises(PagingError, match="jira connection 'acme': search/jql: the cursor 't1'"):
+        list(jira.search("project = K", ["updated"]))
 
 
 # ------------------------------------------------------------------ the asset in Dagster

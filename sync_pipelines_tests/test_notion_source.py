@@ -13,11 +13,12 @@ import pytest
 from notion_client.errors import APIResponseError
 
 from sync_pipelines.connections import Connection
+from sync_pipelines.paging import PagingError
 from sync_pipelines.partitions import window_from_keys
 from sync_pipelines.resilience import SourceAuthError
 from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN
 from sync_pipelines_sandbox.notion.data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
-from sync_pipelines.sources.notion.client import NotionClient, NotionResource
+from sync_pipelines.sources.notion.client import NotionClient, NotionOptions, NotionResource
 from sync_pipelines.sources.notion.sync import INCREMENTAL_OVERLAP_S, NotionSync
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
@@ -317,3 +318,84 @@ def test_bad_settings_are_value_errors_naming_the_option(monkeypatch):
     )
     with pytest.raises(ValueError, match="databases"):
         NotionResource().client_for(with_options)
+
+
+# ------------------------------------------------------------------ the shared source model
+def _connection(monkeypatch, **fields) -> Connection:
+    """A connection to Notion, with no NOTION_* settings in the environment yet."""
+    monkeypatch.setenv(TOKEN_ENV, SANDBOX_NOTION_TOKEN)
+    monkeypatch.delenv("NOTION_BASE_URL", raising=False)
+    monkeypatch.delenv("NOTION_RATE_PER_S", raising=False)
+    return Connection("acme", "notion", credentials={"token": TOKEN_ENV}, **fields)
+
+
+def test_environment_is_read_when_a_client_is_built(monkeypatch):
+    conn = _connection(monkeypatch)
+    resource = NotionResource(page_size=10)  # a launchpad config naming only the page size
+    monkeypatch.setenv("NOTION_BASE_URL", "http://env.example:9000")
+    monkeypatch.setenv("NOTION_RATE_PER_S", "7")
+    with resource.client_for(conn) as built:
+        assert (built.host, built.limiter.rate, built.page_size) == ("env.example", 7.0, 10)
+
+
+def test_base_url_precedence_connection_resource_env_default(monkeypatch):
+    plain = _connection(monkeypatch)
+    own = _connection(monkeypatch, base_url="http://conn.example")
+    configured = NotionResource(base_url="http://resource.example")
+    with NotionResource().client_for(plain) as default:
+        assert default.host == "api.notion.com"
+    monkeypatch.setenv("NOTION_BASE_URL", "http://env.example")
+    cases = ((NotionResource(), plain, "env.example"), (configured, plain, "resource.example"))
+    for resource, conn, host in (*cases, (configured, own, "conn.example")):
+        with resource.client_for(conn) as built:
+            assert built.host == host
+
+
+def test_defaults_are_notions_documented_limits(monkeypatch):
+    with NotionResource().client_for(_connection(monkeypatch)) as built:
+        assert built.limiter.rate == 3.0 and built.page_size == 100
+        assert built.max_attempts == 6 and built.max_rate_limit_waits == 10
+        assert built._sdk.options.timeout_ms == 30_000
+
+
+def test_bad_timeout_and_rate_env_are_value_errors_naming_them(monkeypatch):
+    conn = _connection(monkeypatch)
+    with pytest.raises(ValueError, match="timeout_s"):
+        NotionResource(timeout_s=0).client_for(conn)
+    monkeypatch.setenv("NOTION_RATE_PER_S", "fast")
+    with pytest.raises(ValueError, match="NOTION_RATE_PER_S"):
+        NotionResource().client_for(conn)
+
+
+def test_options_are_refused_naming_source_and_option():
+    with pytest.raises(ValueError, match="notion option 'databases'"):
+        NotionOptions.from_connection({"databases": ["x"]}, "notion")
+    assert NotionOptions.from_connection(None, "notion") == NotionOptions()
+
+
+def test_a_long_retry_after_is_capped_by_the_shared_rule(notion):
+    limited = APIResponseError(
+        code="rate_limited",
+        status=429,
+        message="You have been rate limited.",
+        headers=httpx.Headers({"retry-after": "600"}),
+        raw_body_text="{}",
+    )
+    answers = iter([limited])
+
+    def once_limited():
+        error = next(answers, None)
+        if error is not None:
+            raise error
+        return {}
+
+    with client(notion, max_retry_after_s=0.2) as capped:
+        started = time.monotonic()
+        capped.call("capped", once_limited)
+    assert time.monotonic() - started < 1.0 and capped.stats.rate_limited == 1
+
+
+def test_a_cursor_that_comes_back_fails_naming_the_listing(notion):
+    loop = {"object": "list", "results": [{"id": "a"}], "has_more": True, "next_cursor": "c1"}
+    with client(notion) as looping, pytest.raises(PagingError, match="GET /v1/users"):
+        list(looping._paginate("GET /v1/users", lambda cursor: loop))

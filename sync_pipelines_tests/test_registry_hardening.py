@@ -19,9 +19,9 @@ from sync_pipelines.connections import (
 )
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
-from sync_pipelines_sandbox import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sensors import build_connections_sensor
 from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines_tests.conftest import day, write_registry
 
 PASTED_TOKEN = "xoxb-FAKE4242-REGISTRY-LEAK"

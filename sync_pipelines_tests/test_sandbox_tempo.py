@@ -160,3 +160,30 @@ def test_edit_bumps_updated_at(emulators):
     before = worklog.updated
     emulators.tempo.edit_worklog(worklog.id, description="Pairing on SUBS-1", seconds=1800)
     assert worklog.updated > before and worklog.seconds == 1800
+
+
+def test_self_next_and_previous_links_keep_the_filters(emulators):
+    base = f"{emulators.urls['tempo']}/4/worklogs"
+    body = get(emulators, offset=50, limit=20, updatedFrom="2020-01-01").json()
+    assert body["self"] == f"{base}?offset=50&limit=20&updatedFrom=2020-01-01"
+    assert body["metadata"] == {
+        "count": 20,
+        "offset": 50,
+        "limit": 20,
+        "next": f"{base}?updatedFrom=2020-01-01&offset=70&limit=20",
+        "previous": f"{base}?updatedFrom=2020-01-01&offset=30&limit=20",
+    }
+    served = [w["tempoWorklogId"] for w in body["results"]]
+    assert served == sorted(emulators.tempo.store.worklogs)[50:70]
+    first = get(emulators).json()
+    assert first["self"] == base and "previous" not in first["metadata"]
+    assert first["metadata"]["limit"] == 50  # Tempo's default page size
+
+
+def test_errors_come_in_the_order_tempo_checks_them(emulators):
+    both = get(emulators, offset="x", limit=0, updatedFrom="soon")
+    assert both.json() == {"errors": [{"message": "'offset' must be an integer"}]}
+    limit = get(emulators, limit=0, **{"from": "soon"}).json()["errors"][0]["message"]
+    assert limit == "'limit' must be between 1 and 5000"
+    denied = httpx.get(f"{emulators.urls['tempo']}/4/worklogs", params={"limit": 0})
+    assert denied.status_code == 401  # the token is checked before any parameter

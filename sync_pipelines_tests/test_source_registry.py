@@ -1,27 +1,31 @@
 """One declaration per source: the registry finds every source folder, nothing outside a
-source's folder names it, the README's table follows the declarations, and a new folder shows
-up everywhere with no edit elsewhere."""
+source's folder (or its emulator's) names it, no product module outgrows 400 lines, the
+README's table follows the declarations, and a new folder shows up everywhere with no edit
+elsewhere."""
 
-import re
 import importlib
+import re
 import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from dagster import instance_for_test, materialize
+from dagster import ConfigurableResource, instance_for_test, materialize
 
 import sync_pipelines
 import sync_pipelines.sources as sources_package
-from sync_pipelines.connections import default_connections, load_registry
+import sync_pipelines_sandbox
+from sync_pipelines.connections import Connection, default_connections, load_registry
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sources import registry
 from sync_pipelines_tests.conftest import day
 
 PACKAGE = Path(sync_pipelines.__file__).parent
+SANDBOX = Path(sync_pipelines_sandbox.__file__).parent
 README = PACKAGE.parent / "README.md"
+MAX_MODULE_LINES = 400
 # The alerts post to a Slack channel with their own slack_sdk client: a transport, not the
 # slack source. The word is allowed there and nowhere else; their code imports no source.
 TRANSPORT_MENTIONS = {"alerts": {"slack"}}
@@ -41,13 +45,16 @@ def _mentions(text: str, names: set[str]) -> set[str]:
     return {m.lower() for m in pattern.findall(text)}
 
 
+def _outside_source_folders(root: Path, parent: Path) -> list[Path]:
+    """The modules under `root` that are not inside a source's own folder `parent/<name>/`."""
+    folders = [parent / name for name in registry.names()]
+    return [p for p in sorted(root.rglob("*.py")) if not any(p.is_relative_to(f) for f in folders)]
+
+
 def test_no_product_module_outside_a_source_folder_names_a_source():
     names = set(registry.names())
-    exempt = {PACKAGE / "sandbox", *(PACKAGE / "sources" / n for n in names)}
     offenders = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if any(path.is_relative_to(folder) for folder in exempt):
-            continue
+    for path in _outside_source_folders(PACKAGE, PACKAGE / "sources"):
         relative = path.relative_to(PACKAGE)
         allowed = TRANSPORT_MENTIONS.get(relative.parts[0], set())
         text = path.read_text(encoding="utf-8")
@@ -57,6 +64,30 @@ def test_no_product_module_outside_a_source_folder_names_a_source():
         for name in allowed:
             assert f"sources.{name}" not in text, f"{relative} imports the {name} source"
     assert offenders == {}
+
+
+def test_no_sandbox_module_outside_an_emulator_folder_names_a_source():
+    """The sandbox's shared modules (server, company, knobs, the generic emulator...) serve
+    every vendor alike; openai_api and pinecone_api are the index's services, not sources."""
+    names = set(registry.names())
+    modules = _outside_source_folders(SANDBOX, SANDBOX)
+    assert {"server.py", "company.py", "openai_api.py"} <= {p.name for p in modules}
+    offenders = {
+        str(path.relative_to(SANDBOX)): sorted(named)
+        for path in modules
+        if (named := _mentions(path.read_text(encoding="utf-8"), names))
+    }
+    assert offenders == {}
+
+
+def test_no_product_module_is_over_400_lines():
+    lines = {
+        str(path.relative_to(PACKAGE)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    longest = max(lines, key=lines.__getitem__)
+    over = {module: n for module, n in lines.items() if n > MAX_MODULE_LINES}
+    assert over == {}, f"split them; the longest is {longest} ({lines[longest]} lines)"
 
 
 def test_the_name_check_sees_identifiers_docstrings_and_any_case():
@@ -93,19 +124,19 @@ def test_readme_source_table_follows_the_declarations():
 THROWAWAY = '''
 """A throw-away source: declared in its folder, named nowhere else."""
 
-from dagster import ConfigurableResource
-
 from sync_pipelines.resilience import CallStats
 from sync_pipelines.sources.base import SyncOutcome
 from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.resource import SourceResourceBase
 
 
-class WidgetsResource(ConfigurableResource):
-    base_url: str = "https://api.widgets.test"
-    rate_per_s: float = 2.0
+class WidgetsResource(SourceResourceBase):
+    ENV_PREFIX = "WIDGETS"
+    DEFAULT_BASE_URL = "https://api.widgets.test"
+    DOCUMENTED_RATE_PER_S = 2.0
 
     def client_for(self, connection):
-        return self.base_url
+        return self.http_client(connection)
 
 
 class WidgetsOptions:
@@ -178,7 +209,10 @@ def test_a_new_source_folder_appears_everywhere_with_no_edit_elsewhere(
     assert schedule.cron_schedule == "17 */2 * * *" and schedule.job_name == "widgets_sync"
     assert defs.resolve_job_def("widgets_sync").tags["sync/group"] == "crm"
     resource = defs.resources["widgets"]
-    assert (resource.base_url, resource.rate_per_s) == ("https://eu.widgets.test", 0.5)
+    assert (resource.base_url_for(Connection("x", "widgets")), resource.pace()) == (
+        "https://eu.widgets.test",
+        0.5,
+    )
 
     (default,) = [c for c in default_connections() if c.source == "widgets"]
     assert default.base_url == "https://eu.widgets.test"
@@ -210,7 +244,11 @@ def test_a_bad_declaration_is_refused_naming_what_is_wrong(widgets, monkeypatch)
 
     monkeypatch.setenv("WIDGETS_RATE_PER_S", "fast")
     with pytest.raises(ValueError, match="WIDGETS_RATE_PER_S must be a number of requests"):
-        widgets.resource_from_env()
+        widgets.resource_from_env().pace()
+    with pytest.raises(ValueError, match="widgets: ConfigurableResource must extend SourceResou"):
+        replace(widgets, resource=ConfigurableResource)
+    with pytest.raises(ValueError, match="WidgetsResource.ENV_PREFIX is 'WIDGETS', not 'GADGETS'"):
+        replace(widgets, name="gadgets")
     with pytest.raises(ValueError, match="widgets: group 'sales' must be one of"):
         replace(widgets, group="sales")
     with pytest.raises(ValueError, match="widgets: cadence 25 must divide 60"):

@@ -63,17 +63,62 @@ def test_only_keys_of_active_projects_count_as_mentions():
         ({"active_projects": "SUBS"}, "'active_projects'"),
         ({"jira_connection": ""}, "'jira_connection'"),
         ({"overlap_minutes": "2"}, "'overlap_minutes'"),
-        ({"projects": ["SUBS"]}, "unknown tempo options"),
+        ({"overlap_minutes": -1}, "'overlap_minutes'"),
+        ({"projects": ["SUBS"]}, "'projects'"),
     ],
 )
 def test_bad_options_are_value_errors_naming_the_option(options, named):
-    with pytest.raises(ValueError, match=named):
-        TempoOptions.from_connection(options)
+    with pytest.raises(ValueError, match=f"tempo option.*{named}"):
+        TempoOptions.from_connection(options, "tempo")
 
 
-def test_resource_needs_an_api_url():
-    with pytest.raises(ValueError, match="base_url"):
+def test_options_defaults_and_null_projects():
+    given = {"active_projects": None, "overlap_minutes": 5}
+    options = TempoOptions.from_connection(given, "tempo")
+    assert options == TempoOptions(active_projects=(), overlap_minutes=5.0)
+    assert TempoOptions.from_connection(None, "tempo").overlap_minutes == 2.0
+
+
+def test_resource_needs_an_api_url(monkeypatch):
+    monkeypatch.delenv("TEMPO_BASE_URL", raising=False)
+    with pytest.raises(ValueError, match="tempo connection 'acme'.*TEMPO_BASE_URL.*base_url"):
         TempoResource().client_for(Connection("acme", "tempo"))
+
+
+TOKEN_ENV = {"token": "TEST_TEMPO_TOKEN"}
+
+
+def built(resource: TempoResource, base_url: str | None = None) -> TempoClient:
+    connection = Connection("acme", "tempo", credentials=TOKEN_ENV, base_url=base_url)
+    client = resource.client_for(connection)
+    client.close()
+    return client
+
+
+def test_environment_is_read_when_a_client_is_built(monkeypatch, env):
+    resource = TempoResource(page_size=50)  # as a run's config sets one field
+    monkeypatch.setenv("TEMPO_BASE_URL", "https://api.eu.tempo.io")
+    monkeypatch.setenv("TEMPO_RATE_PER_S", "0.5")
+    client = built(resource)
+    assert (client.http.host, client.page_size) == ("api.eu.tempo.io", 50)
+    assert client.http.limiter.rate == 0.5
+
+
+def test_base_url_precedence_connection_resource_env(monkeypatch, env):
+    monkeypatch.setenv("TEMPO_BASE_URL", "https://env.tempo.test")
+    configured = TempoResource(base_url="https://resource.tempo.test")
+    assert built(configured, "https://connection.tempo.test").http.host == "connection.tempo.test"
+    assert built(configured).http.host == "resource.tempo.test"
+    assert built(TempoResource()).http.host == "env.tempo.test"
+
+
+def test_defaults_documented_pace_and_page_limits(monkeypatch, env):
+    monkeypatch.delenv("TEMPO_RATE_PER_S", raising=False)
+    client = built(TempoResource(), "https://api.tempo.io")
+    assert (client.http.limiter.rate, client.page_size) == (5.0, 1000)
+    assert built(TempoResource(rate_per_s=0), "https://api.tempo.io").http.limiter.rate == 0
+    with pytest.raises(ValueError, match="TempoResource.page_size must be between 1 and 5000"):
+        built(TempoResource(page_size=5001), "https://api.tempo.io")
 
 
 def test_the_token_never_follows_a_next_link_off_the_api_host():
@@ -88,8 +133,8 @@ def test_the_token_never_follows_a_next_link_off_the_api_host():
         headers={"Authorization": "Bearer secret"},
         transport=httpx.MockTransport(handler),
     )
-    with pytest.raises(SourceError, match="unexpected next page link"):
-        list(TempoClient(http, base_url="https://api.tempo.io").worklogs(updated_from=0))
+    with pytest.raises(SourceError, match="next page link .* leaves api.tempo.io"):
+        list(TempoClient(http).worklogs(updated_from=0))
 
 
 # ------------------------------------------------------------------ TempoSync on the emulators

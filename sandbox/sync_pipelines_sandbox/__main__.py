@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.fault_proxy import FaultPlan, FaultProxies
 from sync_pipelines_sandbox.knobs import FAULT_KINDS, Knobs
-from sync_pipelines_sandbox.server import Sandbox, fixed_ports
+from sync_pipelines_sandbox.server import Sandbox, emulators, fixed_ports
 
 
 def _rate_limit(text: str) -> tuple[str, int]:
@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m sync_pipelines_sandbox", description=__doc__.split("\n")[0]
     )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--messages", type=int, default=2000, help="Slack messages, replies included")
+    p.add_argument("--messages", type=int, default=2000, help="chat messages, replies included")
     p.add_argument("--days", type=int, default=14, help="days of history ending on --anchor")
     p.add_argument(
         "--anchor",
@@ -81,9 +81,8 @@ def parser() -> argparse.ArgumentParser:
         "(5xx, 429, malformed, reset, hang, write landed then 502, delivered twice)",
     )
     p.add_argument("--fault-seed", type=int, default=0, metavar="N", help="seed of --faults")
-    p.add_argument(
-        "--port-base", type=int, default=8700, help="slack = base+1, openai +2, pinecone +3"
-    )
+    ports = ", ".join(f"{e.name} +{e.port_offset}" for e in emulators())
+    p.add_argument("--port-base", type=int, default=8700, help=f"each emulator's port: {ports}")
     p.add_argument("--pinecone-dimension", type=int, default=384)
     return p
 
@@ -113,7 +112,7 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
             urls, env = proxies.urls, proxies.sandbox_env(sandbox)
             print(f"Fault proxy: {args.faults:.0%} of requests (seed {args.fault_seed})")
         print(
-            f"Sandbox company: {len(company.people)} people, {args.messages} Slack messages over "
+            f"Sandbox company: {len(company.people)} people, {args.messages} chat messages over "
             f"{args.days} days ending {company.anchor} (seed {args.seed})"
         )
         for name, url in urls.items():

@@ -1,6 +1,6 @@
-"""A deterministic synthetic company: people, projects, Slack channels and their messages.
+"""A deterministic synthetic company: people, projects, chat channels and their messages.
 
-The company is also the emulators' live store: the Slack emulator reads and mutates it, and
+The company is also the emulators' live store: the chat emulator reads and mutates it, and
 the ground-truth accessors read the same structures, so tests compare what a client synced
 against what the "vendor" actually holds. Messages are indexed per channel by timestamp (sorted
 integer microseconds + bisect), so paging 50,000 messages costs no scans.
@@ -28,7 +28,7 @@ _DAY = 86_400
 
 
 def ts_to_us(ts: str | float) -> int:
-    """Slack ts ("1763900000.000100") or epoch seconds -> integer microseconds (strings: exact)."""
+    """A message ts ("1763900000.000100") or epoch seconds -> integer µs (strings: exact)."""
     if isinstance(ts, str):
         seconds, _, fraction = ts.strip().partition(".")
         return int(seconds or 0) * 1_000_000 + int((fraction + "000000")[:6])
@@ -43,7 +43,7 @@ def us_to_ts(us: int) -> str:
 class Person:
     user_id: str
     name: str
-    email: str  # "" for bots: Slack bot users have no email
+    email: str  # "" for bots: chat bot users have no email
     is_bot: bool = False
     bot_id: str | None = None
 
@@ -60,7 +60,7 @@ class Project:
 
 @dataclass(slots=True)
 class Message:
-    """One Slack message as stored; `thread_ts` is set on replies (and on nothing else)."""
+    """One chat message as stored; `thread_ts` is set on replies (and on nothing else)."""
 
     ts: str
     user: str | None

@@ -24,7 +24,7 @@ from sync_pipelines_sandbox.server import Sandbox
 class SourceContract:
     """How the contract test drives one source.
 
-    name: the source (and asset) name, e.g. "jira".
+    name: the source (and asset) name, e.g. "acme".
     asset: the source's partitioned asset.
     resources: (sandbox) -> {resource key: resource} the asset needs beyond connections and
         documents, configured for the sandbox with no client-side pacing.
@@ -34,11 +34,11 @@ class SourceContract:
     list_route: the knob route of the paginated listing call (faults are injected there and
         its call count proves paging).
     expected_ids: (company, start, end) -> every doc_id a full sync of [start, end) yields.
-    extra_env: other environment variables the registry entry names (e.g. the Jira email).
+    extra_env: other environment variables the registry entry names (e.g. an account email).
     data_days: (first, last) day offsets from today that hold data, for the range run.
     rate_budgets: knob route (or "*" = every other route) -> the vendor's documented
         requests/s on it, which bench/source_throughput.py enforces in the emulator.
-    bench_size: (company size in Slack messages, days synced in one range run, page size)
+    bench_size: (company size in chat messages, days synced in one range run, page size)
         of the throughput bench: many more calls than the client's initial burst, within a
         few minutes at the vendor's rate (a smaller page size makes more calls).
     """

@@ -19,7 +19,7 @@ from sync_pipelines_sandbox.knobs import FaultBody, RouteOf
 
 @dataclass(frozen=True)
 class Emulator:
-    name: str  # also the Sandbox attribute holding its state: sandbox.slack, sandbox.pinecone
+    name: str  # also the Sandbox attribute holding its state: sandbox.acme, sandbox.pinecone
     port_offset: int  # port = --port-base + offset when ports are fixed
     make_state: Callable[[Company, Mapping[str, Any]], Any]  # (company, Sandbox options) -> state
     make_app: Callable[[Any], ASGIApp]  # state -> app, without the knobs middleware

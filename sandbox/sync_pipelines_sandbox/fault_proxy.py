@@ -7,15 +7,15 @@ per request from a seeded RNG and counts what it fired, so the reliability suite
 `sync-pipelines sandbox --faults RATE --fault-seed N` replay the outside fault-injection review
 inside the project.
 
-    with FaultProxy(sandbox.urls["slack"], FaultPlan(rate=0.1), seed=3) as proxy:
-        client = WebClient(token=..., base_url=proxy.url_for(sandbox.urls["slack"]))
+    with FaultProxy(sandbox.urls["acme"], FaultPlan(rate=0.1), seed=3) as proxy:
+        client = AcmeClient(token=..., base_url=proxy.url_for(sandbox.urls["acme"]))
     proxy.fired  # Counter({"503": 4, "twice": 2, ...})
 
 Seeded: the same sequence of requests meets the same faults (requests sent concurrently may
 meet them in another order). It speaks HTTP/1.1 with keep-alive (h11) on a plain asyncio
 server in its own thread, because a reset or a hang must act on the socket itself, which an
 ASGI app never sees. The Host header is forwarded as the client sent it, so links an emulator
-builds (Tempo's `metadata.next`, Jira's `self`) point back at the proxy.
+builds (a next-page link, a record's `self` URL) point back at the proxy.
 """
 
 from __future__ import annotations
@@ -317,11 +317,11 @@ class FaultProxies:
 
     def sandbox_env(self, sandbox: Any) -> dict[str, str]:
         """`sandbox.env()` with every proxied emulator reached through its proxy."""
-        from sync_pipelines_sandbox.server import EMULATORS
+        from sync_pipelines_sandbox.server import emulators
 
         urls = {**sandbox.urls, **self.urls}
         out: dict[str, str] = {}
-        for emulator in EMULATORS:
+        for emulator in emulators():
             out.update(emulator.env(urls[emulator.name], sandbox.states[emulator.name]))
         return out
 

@@ -1,17 +1,12 @@
 """A declarative emulator for paged collections: a vendor is its data mapping and route table.
 
-Every vendor lists records the same way underneath: check the credential, read the position,
-the page size and the filters, select the matching records in a stable order (so paging never
-skips or repeats one), serve one slice and say where the next one starts. Vendors differ only in
-how they spell that, which a `Collection` declares: its paging style (`Cursor` in the query or
-the JSON body, `NextLink`, `OffsetLimit` with offsets or page numbers, `PageToken`), where each
-page fact goes in the answer (`report`: dotted answer path -> fact name), the items key and the
-page-size parameter. A `RouteTable` turns collections and plain routes into what an `Emulator`
-needs, so a new vendor's emulator is its records, their JSON and a few lines:
-
-    TABLE = RouteTable(routes=(Collection(...),), error_body=..., faults={...}, auth=Auth...)
-    EMULATOR = Emulator(..., make_app=TABLE.app, route_of=TABLE.route_of,
-                        fault_body=TABLE.fault_body, ...)
+Every vendor lists records alike: check the credential, read the position, page size and
+filters, select the matching records in a stable order (so paging never skips or repeats one),
+serve one slice and say where the next starts. A `Collection` declares how a vendor spells that:
+its paging style (`Cursor` in the query or JSON body, `NextLink`, `OffsetLimit`, `PageToken`),
+where each page fact goes in the answer (`report`), the items key and the page-size parameter.
+A `RouteTable` of collections and plain routes gives an `Emulator` its `make_app=TABLE.app`,
+`route_of=TABLE.route_of` and `fault_body=TABLE.fault_body`.
 """
 
 from __future__ import annotations
@@ -22,9 +17,10 @@ import hashlib
 import hmac
 import json
 import math
+import operator
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -37,11 +33,11 @@ from starlette.types import Scope
 
 # What a page can report. self: this page's URL; count: records on it; limit: the page size;
 # offset/page: where it starts (page counts from 1); total/total_pages: of the whole listing;
-# has_more: whether a next page exists; cursor: the opaque token of the next page (None on the
-# last); next/previous: absolute links to the neighbouring pages (None when there is none).
+# has_more: whether a next page exists; cursor: the position argument (token, offset or page)
+# of the next page; next/previous: absolute links to the neighbouring pages. The last three are
+# None where there is no such page.
 FACTS = frozenset(
-    ("self", "count", "limit", "offset", "page", "total", "total_pages", "has_more")
-    + ("cursor", "next", "previous")
+    "self count limit offset page total total_pages has_more cursor next previous".split()
 )
 # answer path ("records.cursor") -> fact name, or (fact name, value written when it is None);
 # a plain fact name that is None leaves its path (and parents it alone would create) out.
@@ -54,8 +50,7 @@ class ApiError(Exception):
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status, self.message = status, message
 
 
 @dataclass(frozen=True)
@@ -79,8 +74,7 @@ class Call:
                 raise ApiError(400, "the request body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise ApiError(400, "the request body must be a JSON object")
-        base = str(request.base_url).rstrip("/")
-        query = dict(request.query_params)
+        base, query = str(request.base_url).rstrip("/"), dict(request.query_params)
         return cls(state, base, request.url.path, dict(request.path_params), query, body)
 
     def arg(self, name: str) -> Any:
@@ -116,16 +110,11 @@ class Call:
     def fingerprint(self, paging_args: Iterable[str]) -> str:
         """A digest of every argument but the paging ones: the listing a cursor belongs to."""
         skip = set(paging_args)
-        args = [
-            {k: v for k, v in self.query.items() if k not in skip},
-            {k: v for k, v in self.body.items() if k not in skip},
-            self.path,
-        ]
-        text = json.dumps(args, sort_keys=True, default=str)
+        args = [{k: v for k, v in d.items() if k not in skip} for d in (self.query, self.body)]
+        text = json.dumps([self.path, *args], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-# ----------------------------------------------------------------- opaque cursors
 _CURSOR_KEY = b"sync-pipelines-sandbox cursor"
 
 
@@ -136,8 +125,7 @@ def _tag(payload: str) -> str:
 def encode_cursor(offset: int, fingerprint: str) -> str:
     """An opaque token for `offset` in the listing `fingerprint`, signed against tampering."""
     payload = f"{offset}:{fingerprint}"
-    raw = f"{payload}:{_tag(payload)}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{payload}:{_tag(payload)}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(token: str, fingerprint: str, param: str) -> int:
@@ -156,31 +144,14 @@ def decode_cursor(token: str, fingerprint: str, param: str) -> int:
     return int(offset)
 
 
-# ----------------------------------------------------------------- paging styles
-class Paging(Protocol):
-    """A paging style: where a request's position is read and the page facts it adds."""
-
-    param: str  # the position argument (query parameter or JSON body key)
-    report: Report
-    omit_empty: bool  # leave the items key out of an empty answer
-
-    def position(self, call: Call) -> Any: ...
-
-    def offset(self, position: Any, size: int, fingerprint: str) -> int: ...
-
-    def moves(
-        self, call: Call, offset: int, size: int, total: int, size_param: str, fingerprint: str
-    ) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class Cursor:
-    """An opaque cursor read from the query or the JSON body (Gong's POST `cursor`, Fathom's
-    `cursor`, HubSpot's `after`), reported as the `cursor` fact; with `has_more` if told."""
+    """An opaque cursor read from the query or the JSON body (a POST body's `cursor`, a query's
+    `cursor` or `after`); bound to the request's filters, signed against tampering."""
 
     param: str = "cursor"
     report: Report = field(default_factory=lambda: {"next_cursor": "cursor"})
-    omit_empty: bool = False
+    omit_empty: bool = False  # leave the items key out of an empty answer
 
     def position(self, call: Call) -> str | None:
         token = call.arg(self.param)
@@ -189,14 +160,8 @@ class Cursor:
     def offset(self, position: str | None, size: int, fingerprint: str) -> int:
         return 0 if position is None else decode_cursor(position, fingerprint, self.param)
 
-    def moves(
-        self, call: Call, offset: int, size: int, total: int, size_param: str, fingerprint: str
-    ) -> dict[str, Any]:
-        if offset + size >= total:
-            return {"cursor": None, "next": None, "previous": None}
-        token = encode_cursor(offset + size, fingerprint)
-        link = call.link(**{self.param: token, size_param: size})
-        return {"cursor": token, "next": link, "previous": None}
+    def token(self, offset: int, size: int, fingerprint: str) -> str:
+        return encode_cursor(offset, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -208,8 +173,7 @@ class NextLink(Cursor):
 
 @dataclass(frozen=True)
 class PageToken(Cursor):
-    """Google's style: `pageToken` in, `nextPageToken` out; Gmail leaves the items key out of
-    an empty answer (omit_empty)."""
+    """Google's `pageToken` in, `nextPageToken` out (omit_empty: no items key when empty)."""
 
     param: str = "pageToken"
     report: Report = field(default_factory=lambda: {"nextPageToken": "cursor"})
@@ -217,8 +181,7 @@ class PageToken(Cursor):
 
 @dataclass(frozen=True)
 class OffsetLimit:
-    """A numeric position beside the page size: an offset (Tempo's `offset`) or, with `pages`,
-    a page number from 1 (CallRail's `page`); `next`/`previous` links carry both."""
+    """A number beside the page size: an offset (`offset`), or with `pages` a page from 1."""
 
     param: str = "offset"
     pages: bool = False
@@ -227,27 +190,20 @@ class OffsetLimit:
     omit_empty: bool = False
 
     def position(self, call: Call) -> int:
-        low = 1 if self.pages else 0
-        return call.int_arg(self.param, low, low, self.most)
+        return call.int_arg(self.param, int(self.pages), int(self.pages), self.most)
 
     def offset(self, position: int, size: int, fingerprint: str) -> int:
         return (position - 1) * size if self.pages else position
 
-    def moves(
-        self, call: Call, offset: int, size: int, total: int, size_param: str, fingerprint: str
-    ) -> dict[str, Any]:
-        def at(start: int) -> str:
-            position = start // size + 1 if self.pages else start
-            return call.link(**{self.param: position, size_param: size})
-
-        return {
-            "cursor": None,
-            "next": at(offset + size) if offset + size < total else None,
-            "previous": at(max(0, offset - size)) if offset > 0 else None,
-        }
+    def token(self, offset: int, size: int, fingerprint: str) -> int:
+        return offset // size + 1 if self.pages else offset
 
 
-# ----------------------------------------------------------------- collections
+# A paging style: `position` reads the position argument `param` (before the filters), `offset`
+# turns it into an offset (checking a cursor's filters), `token` writes the one for an offset.
+Paging = Cursor | OffsetLimit
+
+
 @dataclass(frozen=True)
 class PageSize:
     param: str  # "limit", "maxResults", "per_page", or a JSON body key
@@ -274,12 +230,10 @@ class Since:
             raise ApiError(400, f"'{self.param}' must be {self.expects}") from None
 
 
-def field_of(record: Any, name: str) -> Any:
-    return record[name] if isinstance(record, Mapping) else getattr(record, name)
-
-
-def _no_filters(call: Call) -> Mapping[str, Any]:
-    return {}
+def fields_of(records: list[Any], *names: str) -> Callable[[Any], Any]:
+    """A getter of `names` for these records (mappings or objects), built once per listing."""
+    is_mapping = bool(records) and isinstance(records[0], Mapping)
+    return (operator.itemgetter if is_mapping else operator.attrgetter)(*names)
 
 
 @dataclass(frozen=True)
@@ -296,16 +250,14 @@ class Collection:
     items_key: str
     size: PageSize
     method: str = "GET"
-    filters: Callable[[Call], Mapping[str, Any]] = _no_filters
+    filters: Callable[[Call], Mapping[str, Any]] = lambda call: {}
     since: Since | None = None
     order_by: tuple[str, ...] = ("id",)
 
     def __post_init__(self) -> None:
         named = {f if isinstance(f, str) else f[0] for f in self.paging.report.values()}
         if named - FACTS:
-            raise ValueError(
-                f"{self.path}: unknown page facts {sorted(named - FACTS)}; use {sorted(FACTS)}"
-            )
+            raise ValueError(f"{self.path}: unknown page facts {sorted(named - FACTS)}")
 
     def serve(self, call: Call) -> dict:
         position = self.paging.position(call)
@@ -314,7 +266,11 @@ class Collection:
         since = self.since.parse_from(call) if self.since else None
         fingerprint = call.fingerprint((self.paging.param, self.size.param))
         offset = self.paging.offset(position, size, fingerprint)
-        matching = sorted(self._select(call.state, filters, since), key=self._order)
+        matching = list(self.records(call.state, filters))
+        if self.since is not None and since is not None:
+            updated = fields_of(matching, self.since.field)
+            matching = [r for r in matching if updated(r) >= since]
+        matching.sort(key=fields_of(matching, *self.order_by))
         page, total = matching[offset : offset + size], len(matching)
         facts = {
             "self": call.self_link,
@@ -325,7 +281,7 @@ class Collection:
             "total": total,
             "total_pages": math.ceil(total / size),
             "has_more": offset + size < total,
-            **self.paging.moves(call, offset, size, total, self.size.param, fingerprint),
+            **self._moves(call, offset, size, total, fingerprint),
         }
         body: dict[str, Any] = {}
         for path, fact in self.paging.report.items():
@@ -334,24 +290,23 @@ class Collection:
             body[self.items_key] = [self.render(record, call) for record in page]
         return body
 
-    def _select(self, state: Any, filters: Mapping[str, Any], since: Any) -> Iterable[Any]:
-        records = self.records(state, filters)
-        if since is None or self.since is None:
-            return records
-        name = self.since.field
-        return (r for r in records if field_of(r, name) >= since)
+    def _moves(self, call: Call, offset: int, size: int, total: int, fingerprint: str) -> dict:
+        """The next page's position argument and the links to both neighbouring pages."""
 
-    def _order(self, record: Any) -> tuple:
-        return tuple(field_of(record, name) for name in self.order_by)
+        def at(start: int) -> tuple[Any, str]:
+            position = self.paging.token(start, size, fingerprint)
+            return position, call.link(**{self.paging.param: position, self.size.param: size})
+
+        after, following = at(offset + size) if offset + size < total else (None, None)
+        previous = at(max(0, offset - size))[1] if offset > 0 else None
+        return {"cursor": after, "next": following, "previous": previous}
 
 
 def _put(body: dict, path: str, fact: str | tuple[str, Any], facts: Mapping[str, Any]) -> None:
-    name, when_none = (fact, None) if isinstance(fact, str) else fact
-    value = facts[name]
-    if value is None:
-        if isinstance(fact, str):
-            return
-        value = when_none
+    value = facts[fact] if isinstance(fact, str) else facts[fact[0]]
+    if value is None and isinstance(fact, str):
+        return
+    value = fact[1] if value is None else value
     *parents, leaf = path.split(".")
     node = body
     for part in parents:
@@ -361,8 +316,7 @@ def _put(body: dict, path: str, fact: str | tuple[str, Any], facts: Mapping[str,
 
 @dataclass(frozen=True)
 class Plain:
-    """A route that lists nothing (one record, a mutation): `handle(call)` gives the JSON
-    answer or raises ApiError."""
+    """A route listing nothing (one record, a mutation): `handle(call)` answers or raises."""
 
     path: str
     route: str
@@ -370,54 +324,39 @@ class Plain:
     method: str = "GET"
 
 
-# ----------------------------------------------------------------- auth and the table
-def _bearer(headers: Headers) -> str | None:
-    value = headers.get("authorization", "")
-    return value[7:].strip() if value.lower().startswith("bearer ") else None
-
-
-def _basic(headers: Headers) -> tuple[str, str] | None:
-    value = headers.get("authorization", "")
-    if not value.lower().startswith("basic "):
-        return None
-    try:
-        user, sep, password = base64.b64decode(value[6:].strip()).decode().partition(":")
-    except ValueError:
-        return None
-    return (user, password) if sep else None
-
-
 @dataclass(frozen=True)
 class Auth:
-    """The credential every route of a vendor demands; anything else is the vendor's 401.
-    `accepted(state)` gives the credentials valid now (tests rotate them)."""
+    """The credential every route of a vendor demands, else the vendor's 401. `accepted(state)`
+    gives those valid now: tokens, API keys (in `header`) or basic's (user, password) pairs."""
 
-    read: Callable[[Headers], Any]  # request headers -> the presented credential, or None
+    scheme: str  # "bearer" | "basic" | "header"
     accepted: Callable[[Any], Container[Any]]
     message: str
-
-    @classmethod
-    def bearer(cls, accepted: Callable[[Any], Container[str]], message: str) -> Auth:
-        return cls(_bearer, accepted, message)
-
-    @classmethod
-    def basic(cls, accepted: Callable[[Any], Container[tuple[str, str]]], message: str) -> Auth:
-        return cls(_basic, accepted, message)
-
-    @classmethod
-    def header(cls, name: str, accepted: Callable[[Any], Container[str]], message: str) -> Auth:
-        return cls(lambda headers: headers.get(name), accepted, message)
+    header: str = "authorization"
 
     def check(self, headers: Headers, state: Any) -> None:
-        credential = self.read(headers)
+        credential = self._presented(headers.get(self.header, ""))
         if credential is None or credential not in self.accepted(state):
             raise ApiError(401, self.message)
+
+    def _presented(self, value: str) -> str | tuple[str, str] | None:
+        if self.scheme == "header":
+            return value or None
+        word, _, rest = value.partition(" ")
+        if word.lower() != self.scheme:
+            return None
+        if self.scheme == "bearer":
+            return rest.strip()
+        try:
+            user, sep, password = base64.b64decode(rest.strip()).decode().partition(":")
+        except ValueError:
+            return None
+        return (user, password) if sep else None
 
 
 @dataclass(frozen=True)
 class RouteTable:
-    """A vendor's routes, credential, error shape and fault messages: its Starlette app, knob
-    route names and fault bodies for the `Emulator`."""
+    """A vendor's routes, auth, error shape and fault messages, as its `Emulator` needs them."""
 
     routes: tuple[Collection | Plain, ...]
     error_body: ErrorBody
@@ -425,11 +364,8 @@ class RouteTable:
     auth: Auth | None = None
 
     def app(self, state: Any) -> Starlette:
-        return Starlette(
-            routes=[
-                Route(r.path, self._endpoint(r, state), methods=[r.method]) for r in self.routes
-            ]
-        )
+        routes = [Route(r.path, self._endpoint(r, state), methods=[r.method]) for r in self.routes]
+        return Starlette(routes=routes)
 
     def _endpoint(self, route: Collection | Plain, state: Any) -> Callable:
         answer = route.serve if isinstance(route, Collection) else route.handle
@@ -441,8 +377,7 @@ class RouteTable:
                 call = await Call.of(request, state)
                 return JSONResponse(await run_in_threadpool(answer, call))
             except ApiError as exc:
-                body = self.error_body(exc.status, exc.message)
-                return JSONResponse(body, status_code=exc.status)
+                return JSONResponse(self.error_body(exc.status, exc.message), exc.status)
 
         return endpoint
 
@@ -451,14 +386,13 @@ class RouteTable:
         return [(compile_path(r.path)[0], r.method, r.route) for r in self.routes]
 
     def route_of(self, scope: Scope) -> str:
-        """The knob route name of a request: its route's (the method decides between routes on
-        one path); an unknown path is named by itself."""
-        path, method = scope["path"], scope.get("method")
+        """The knob route name of a request's route (by path, then method), else its path; a
+        trailing slash is ignored, as Starlette redirects it to the route."""
+        method = "GET" if scope.get("method") == "HEAD" else scope.get("method")
+        path = scope["path"].rstrip("/") or "/"
         on_path = [(m, name) for regex, m, name in self._patterns if regex.match(path)]
-        for route_method, name in on_path:
-            if route_method == method or (route_method == "GET" and method == "HEAD"):
-                return name
-        return on_path[0][1] if on_path else path
+        named = [name for m, name in on_path if m == method] + [name for _, name in on_path]
+        return named[0] if named else scope["path"]
 
     def fault_body(self, kind: str) -> tuple[int, dict]:
         """An injected fault ("429", "401", "500", "503") in the vendor's error shape."""

@@ -1,15 +1,16 @@
 """Run every emulator on 127.0.0.1, each its own uvicorn server in a background thread.
 
     with Sandbox() as sandbox:
-        client = WebClient(token=SANDBOX_SLACK_TOKEN, base_url=sandbox.urls["slack"])
+        client = AcmeClient(token=SANDBOX_ACME_TOKEN, base_url=sandbox.urls["acme"])
 
 One knobs middleware wraps every app, so latency, rate limits and faults behave the same for
-all vendors. A source's emulator is found by its folder (`sync_pipelines_sandbox/<source>/`, exporting
-`EMULATOR`); nothing here lists the vendors.
+all vendors. A source's emulator is found by its folder (`sync_pipelines_sandbox/<source>/`,
+exporting `EMULATOR`); nothing here lists the vendors.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import socket
@@ -30,7 +31,8 @@ from sync_pipelines_sandbox.knobs import Knobs, KnobsMiddleware
 INDEX_EMULATORS: tuple[Emulator, ...] = (openai_api.EMULATOR, pinecone_api.EMULATOR)
 
 
-def discover_emulators() -> tuple[Emulator, ...]:
+@functools.cache
+def emulators() -> tuple[Emulator, ...]:
     """The index services plus every subpackage of the sandbox exporting an `EMULATOR` (one
     per source, named like it), in port order."""
     found = list(INDEX_EMULATORS)
@@ -51,14 +53,13 @@ def discover_emulators() -> tuple[Emulator, ...]:
     return tuple(sorted(found, key=lambda e: e.port_offset))
 
 
-EMULATORS: tuple[Emulator, ...] = discover_emulators()
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 5.0
 
 
 def fixed_ports(base: int) -> dict[str, int]:
-    """Ports for a long-running sandbox: base + each emulator's offset (slack 8701 for 8700)."""
-    return {emulator.name: base + emulator.port_offset for emulator in EMULATORS}
+    """Ports for a long-running sandbox: base + each emulator's offset (8701 for offset 1)."""
+    return {emulator.name: base + emulator.port_offset for emulator in emulators()}
 
 
 class _Server:
@@ -101,7 +102,7 @@ class Sandbox:
     """All emulators, seeded with one company and driven by one set of knobs.
 
     Attributes: company, knobs, `states`/`urls` by emulator name, the same states as attributes
-    (`sandbox.slack`, `sandbox.openai`, `sandbox.pinecone`) and the client URLs below.
+    (`sandbox.acme`, `sandbox.openai`, `sandbox.pinecone`) and the client URLs below.
     `ports` maps emulator names to fixed ports; missing names get a free port.
     """
 
@@ -117,7 +118,7 @@ class Sandbox:
         self.ports = dict(ports or {})
         options = {"pinecone_dimension": pinecone_dimension}
         self.states: dict[str, Any] = {
-            e.name: e.make_state(self.company, options) for e in EMULATORS
+            e.name: e.make_state(self.company, options) for e in emulators()
         }
         self.urls: dict[str, str] = {}
         self._servers: list[_Server] = []
@@ -139,14 +140,14 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         """Environment variables pointing a client at every emulator."""
         out: dict[str, str] = {}
-        for emulator in EMULATORS:
+        for emulator in emulators():
             out.update(emulator.env(self.urls[emulator.name], self.states[emulator.name]))
         return out
 
     def start(self) -> Sandbox:
         """Bind every port, start the servers, return once all of them serve."""
         try:
-            for emulator in EMULATORS:
+            for emulator in emulators():
                 server = _Server(self._app(emulator), self.ports.get(emulator.name, 0))
                 self._servers.append(server)
                 self.urls[emulator.name] = emulator.client_url(f"http://{HOST}:{server.port}")

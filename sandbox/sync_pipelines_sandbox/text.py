@@ -1,7 +1,7 @@
 """Vocabulary and sentence templates for the synthetic company's chatter.
 
-Messages mention people (`<@U…>`, as Slack encodes them), project names and issue keys
-(`SUBS-123`) so that sources synced later (Jira, Tempo) can be cross-referenced, and mix in
+Messages mention people (`<@U…>`, as the chat API encodes them), project names and issue keys
+(`SUBS-123`) so that sources synced later (issues, worklogs) can be cross-referenced, and mix in
 accents, CJK and emoji so that the clients' encoding paths are exercised.
 """
 

@@ -94,11 +94,15 @@ class SourceDeclaration:
         if not self.credentials_env:
             raise ValueError(f"{self.name}: credentials_env must name at least one credential")
         self.cron  # noqa: B018 - a cadence that fits no cron fails the declaration
-        prefix = getattr(self.resource, "ENV_PREFIX", self.name.upper())
-        if prefix != self.name.upper():
+        if not issubclass(self.resource, SourceResourceBase):
             raise ValueError(
-                f"{self.name}: {self.resource.__name__}.ENV_PREFIX is {prefix!r}, "
-                f"not {self.name.upper()!r}"
+                f"{self.name}: {self.resource.__name__} must extend SourceResourceBase "
+                "(sources/resource.py)"
+            )
+        if self.resource.ENV_PREFIX != self.name.upper():
+            raise ValueError(
+                f"{self.name}: {self.resource.__name__}.ENV_PREFIX is "
+                f"{self.resource.ENV_PREFIX!r}, not {self.name.upper()!r}"
             )
 
     @property
@@ -108,16 +112,11 @@ class SourceDeclaration:
 
     @property
     def base_url_env(self) -> str:
-        return f"{self.name.upper()}_BASE_URL"
+        return self.resource.base_url_env()
 
     @property
     def rate_env(self) -> str:
-        return f"{self.name.upper()}_RATE_PER_S"
-
-    @property
-    def paced(self) -> bool:
-        """Whether the resource paces its calls with `rate_per_s` (set by `rate_env`)."""
-        return "rate_per_s" in self.resource.model_fields
+        return self.resource.rate_env()
 
     @property
     def first_credential_env(self) -> str:
@@ -160,19 +159,6 @@ class SourceDeclaration:
         return self.options.from_connection(connection.options)
 
     def resource_from_env(self) -> ConfigurableResource:
-        """The resource as the environment configures it: `base_url_env` over the resource's
-        default URL, `rate_env` over its documented pacing (0 = off). A resource on the shared
-        base reads them itself, when it builds a client."""
-        if issubclass(self.resource, SourceResourceBase):
-            return self.resource()
-        settings: dict[str, Any] = {}
-        if os.environ.get(self.base_url_env):
-            settings["base_url"] = os.environ[self.base_url_env]
-        if self.paced and os.environ.get(self.rate_env):
-            try:
-                settings["rate_per_s"] = float(os.environ[self.rate_env])
-            except ValueError:
-                raise ValueError(
-                    f"{self.rate_env} must be a number of requests per second (0 = no pacing)"
-                ) from None
-        return self.resource(**settings)
+        """The resource with its defaults: it reads `base_url_env` and `rate_env` itself when
+        it builds a client, so a run's config for one field keeps what the environment set."""
+        return self.resource()

@@ -1,30 +1,31 @@
-"""Connection options: the model each source declares its options with, and validators several
-sources share (errors name the source and the option)."""
+"""Connection options: the model each source declares its options with, and the option types
+several sources share (errors name the source and the option)."""
 
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
 
 
-def project_keys(options: dict, name: str, source: str) -> tuple[str, ...]:
-    """A list of project keys such as [SUBS, CORE] (empty when the option is absent)."""
-    keys = options.get(name) or ()
-    if isinstance(keys, str) or not all(isinstance(k, str) and PROJECT_KEY.match(k) for k in keys):
-        raise ValueError(f"{source} option '{name}' must be a list of project keys, e.g. [SUBS]")
+def _project_keys(keys: object) -> tuple[str, ...]:
+    """Project keys such as [SUBS, CORE]; null reads as none."""
+    if keys is None:
+        return ()
+    valid = isinstance(keys, (list, tuple)) and all(
+        isinstance(k, str) and PROJECT_KEY.match(k) for k in keys
+    )
+    if not valid:
+        raise ValueError("must be a list of project keys, e.g. [SUBS]")
     return tuple(keys)
 
 
-def minutes(options: dict, name: str, source: str, default: float) -> float:
-    """A non-negative number of minutes."""
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{source} option '{name}' must be a number >= 0")
-    return float(value)
+# Option types several sources share, for OptionsModel fields.
+ProjectKeys = Annotated[tuple[str, ...], BeforeValidator(_project_keys)]
+Minutes = Annotated[float, Field(ge=0, strict=True)]
 
 
 class OptionsModel(BaseModel):
@@ -42,13 +43,14 @@ class OptionsModel(BaseModel):
 
 
 def options_error(exc: ValidationError, source: str, known: list[str]) -> str:
-    """`slack option 'lookback_days': Input should be greater than or equal to 0`, one per
+    """`acme option 'lookback_days': Input should be greater than or equal to 0`, one per
     problem, joined."""
     problems = []
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "options"
         if error["type"] == "extra_forbidden":
-            problems.append(f"unknown {source} option '{name}'; known: {', '.join(known)}")
+            names = ", ".join(known) or "none"
+            problems.append(f"unknown {source} option '{name}'; known: {names}")
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{source} option '{name}': {message}")

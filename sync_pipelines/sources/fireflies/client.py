@@ -1,19 +1,20 @@
 """Fireflies GraphQL client for one connection: the shared HTTP layer plus Fireflies' error shapes.
 
 Fireflies has no Python SDK; every call is `POST /graphql` {query, variables} with a Bearer API
-key, through `HttpSourceClient` (timeouts, shared rate limiter, Retry-After, backoff, no retry on
-401/403 or other 4xx). GraphQL answers errors inside a 200 body, so `body_error` sorts them: rate
-limits (`too_many_requests`) wait like a 429, auth errors fail fast, server-side errors are
+key, through the `HttpSourceClient` the shared resource base builds (URL, timeout, pacing, retry
+budget; Retry-After, backoff, no retry on 401/403 or other 4xx). GraphQL answers errors inside
+a 200 body, so `body_error` sorts them: rate limits (`too_many_requests`) wait like a 429 (the
+shared rule, with Fireflies' `retryAfter`), auth errors fail fast, server-side errors are
 retried like a 5xx, anything else fails at once (it will not change) with Fireflies' message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
 
-from dagster import ConfigurableResource
 from pydantic import Field
 
 from sync_pipelines import clock
@@ -27,9 +28,9 @@ from sync_pipelines.errors import (
     TransientError,
 )
 from sync_pipelines.http import HttpSourceClient
+from sync_pipelines.sources.resource import SourceResourceBase
 
 SOURCE = "fireflies"
-DEFAULT_BASE_URL = "https://api.fireflies.ai"
 GRAPHQL_PATH = "/graphql"
 MAX_PAGE_SIZE = 50  # the `transcripts` query answers at most 50 per call
 # Business and Enterprise plans: 60 requests per minute per API key (Free/Pro: 50 per day).
@@ -87,43 +88,28 @@ class TranscriptNotFound(SourcePermanentError):
     """Fireflies has no transcript with the id asked for (`object_not_found`)."""
 
 
-class FirefliesResource(ConfigurableResource):
+class FirefliesResource(SourceResourceBase):
     """How to talk to Fireflies; the API key and per-account options come from each connection."""
 
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        description="API root (the client posts to <base_url>/graphql); a connection's "
-        "base_url overrides it (the sandbox uses this).",
-    )
-    timeout_s: float = Field(default=60.0, description="Per-request timeout (pages are large).")
-    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
-    rate_per_s: float = Field(
-        default=DOCUMENTED_RATE_PER_S,
-        description="Client-side pacing shared by the connection's calls; 0 disables it.",
-    )
-    page_size: int = Field(
-        default=MAX_PAGE_SIZE,
-        description=f"Meetings per `transcripts` call (1..{MAX_PAGE_SIZE}); lower it if "
-        "pages of long transcripts time out.",
-    )
+    ENV_PREFIX: ClassVar[str] = "FIREFLIES"
+    DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.fireflies.ai"
+    DOCUMENTED_RATE_PER_S: ClassVar[float] = DOCUMENTED_RATE_PER_S
+    DEFAULT_PAGE_SIZE: ClassVar[int] = MAX_PAGE_SIZE  # lower it if long transcripts time out
+    MAX_PAGE_SIZE: ClassVar[int] = MAX_PAGE_SIZE
 
-    def client_for(self, connection: Connection) -> "FirefliesClient":
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ValueError(
-                f"fireflies resource 'page_size' must be between 1 and {MAX_PAGE_SIZE}, "
-                f"got {self.page_size}"
-            )
-        if self.rate_per_s < 0:
-            raise ValueError("fireflies resource 'rate_per_s' must be >= 0")
-        return FirefliesClient(
-            connection_id=connection.id,
-            api_key=connection.secret("api_key"),
-            base_url=connection.base_url or self.base_url,
-            page_size=self.page_size,
-            timeout_s=self.timeout_s,
-            max_attempts=self.max_attempts,
-            rate_per_s=self.rate_per_s,
+    timeout_s: float = Field(default=60.0, description="Per-request timeout (pages are large).")
+
+    def client_for(self, connection: Connection) -> FirefliesClient:
+        """The client posts to <base URL>/graphql, whether or not the URL ends in /graphql."""
+        root = self.base_url_for(connection).rstrip("/").removesuffix(GRAPHQL_PATH)
+        page_size = self.pages()  # a bad setting fails before the secret is read
+        http = self.http_client(
+            connection,
+            base_url=root,
+            headers={"Authorization": f"Bearer {connection.secret('api_key')}"},
+            body_error=graphql_errors(f"{SOURCE} connection '{connection.id}'"),
         )
+        return FirefliesClient(http, page_size)
 
 
 def _iso(epoch: float) -> str:
@@ -157,44 +143,18 @@ def retry_after_s(value: Any, now: float | None = None) -> float | None:
     return max(0.0, number)
 
 
-class FirefliesClient:
+class FirefliesClient(AbstractContextManager):
     """One Fireflies account: GraphQL calls and the paged `transcripts` listing."""
 
-    def __init__(
-        self,
-        *,
-        connection_id: str,
-        api_key: str,
-        base_url: str,
-        page_size: int = MAX_PAGE_SIZE,
-        timeout_s: float = 60.0,
-        max_attempts: int = 6,
-        rate_per_s: float = DOCUMENTED_RATE_PER_S,
-    ):
-        self.label = f"{SOURCE} connection '{connection_id}'"
+    def __init__(self, http: HttpSourceClient, page_size: int = MAX_PAGE_SIZE):
+        self.http = http
+        self.label = http.label
+        self.stats = http.stats
         self.page_size = page_size
         self.pages_read = 0
-        root = base_url.rstrip("/").removesuffix(GRAPHQL_PATH)
-        self.http = HttpSourceClient(
-            source=SOURCE,
-            connection_id=connection_id,
-            base_url=root,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout_s=timeout_s,
-            rate_per_s=rate_per_s,
-            max_attempts=max_attempts,
-            body_error=self._check_body,
-        )
-        self.stats = self.http.stats
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "FirefliesClient":
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.http.close()
 
     def query(self, operation: str, query: str, variables: dict[str, Any]) -> dict:
         """One GraphQL operation; returns its `data` object."""
@@ -208,23 +168,15 @@ class FirefliesClient:
     def transcripts(self, since: float, until: float) -> Iterator[dict]:
         """Every meeting with since <= date <= until (epoch seconds), page by page.
 
-        Offset paging: `skip` grows by `limit` until a page comes back short. Meetings arriving
-        meanwhile shift later pages, so one may be seen twice (never missed); duplicates are
-        dropped here.
+        Offset paging in the GraphQL variables (the shared offset paginator sends GETs):
+        `skip` grows by `limit` until a page comes back short. Meetings arriving meanwhile
+        shift later pages, so one may be seen twice (never missed); duplicates are dropped.
         """
         seen: set[str] = set()
+        window = {"fromDate": _iso(since), "toDate": _iso(until), "limit": self.page_size}
         skip = 0
         while True:
-            data = self.query(
-                "Transcripts",
-                TRANSCRIPTS_QUERY,
-                {
-                    "fromDate": _iso(since),
-                    "toDate": _iso(until),
-                    "limit": self.page_size,
-                    "skip": skip,
-                },
-            )
+            data = self.query("Transcripts", TRANSCRIPTS_QUERY, {**window, "skip": skip})
             page = data.get("transcripts")
             if not isinstance(page, list):
                 raise MalformedResponseError(f"{self.label}: transcripts answered {type(page)}")
@@ -236,9 +188,8 @@ class FirefliesClient:
                 raise SourceError(
                     f"{self.label}: transcripts paging did not advance at skip={skip}"
                 )
-            for transcript in fresh:
-                seen.add(transcript["id"])
-                yield transcript
+            seen.update(t["id"] for t in fresh)
+            yield from fresh
             if len(page) < self.page_size:
                 return
             skip += self.page_size
@@ -254,39 +205,48 @@ class FirefliesClient:
             raise MalformedResponseError(f"{self.label}: transcript answered {type(found)}")
         return found
 
-    # -- GraphQL errors ----------------------------------------------------------------------
 
-    def _check_body(self, body: Any) -> None:
+# -- GraphQL errors --------------------------------------------------------------------------
+
+
+def graphql_errors(label: str) -> Callable[[Any], None]:
+    """The `body_error` hook: GraphQL reports errors inside a 200 body."""
+
+    def check(body: Any) -> None:
         if not isinstance(body, dict):
             raise MalformedResponseError("GraphQL answered a non-object")
         errors = body.get("errors")
         if errors:
-            raise self._error(errors if isinstance(errors, list) else [errors])
+            raise graphql_error(errors if isinstance(errors, list) else [errors], label)
         if not isinstance(body.get("data"), dict):
             raise MalformedResponseError("GraphQL answered without data")
 
-    def _error(self, errors: list) -> Exception:
-        """The exception for a GraphQL `errors` list: rate limit > auth > server > other."""
-        found = [_parse_error(e) for e in errors]
-        for code, status, _, extensions in found:
-            if code in RATE_LIMIT_CODES or status == 429:
-                metadata = extensions.get("metadata")
-                hint = metadata.get("retryAfter") if isinstance(metadata, dict) else None
-                return RateLimited(retry_after_s(hint or extensions.get("retryAfter")))
-        for code, status, message, _ in found:
-            if code in AUTH_CODES or status in (401, 403):
-                return SourceAuthError(
-                    f"{self.label}: Fireflies rejected the API key ({code or status}: "
-                    f"{message}); check the secret the registry names"
-                )
-        described = "; ".join(
-            f"{message} ({code})" if code else message for code, _, message, _ in found
-        )
-        if all(code == "object_not_found" for code, _, _, _ in found):
-            return TranscriptNotFound(f"{self.label}: {described}")
-        if all(code in SERVER_CODES or (status or 0) >= 500 for code, status, _, _ in found):
-            return TransientError(f"Fireflies server error: {described}")
-        return SourcePermanentError(f"{self.label}: GraphQL error: {described}")
+    return check
+
+
+def graphql_error(errors: list, label: str) -> Exception:
+    """The exception for a GraphQL `errors` list: rate limit > auth > server > other. A rate
+    limit becomes RateLimited with Fireflies' `retryAfter`: the shared retry rule waits."""
+    found = [_parse_error(e) for e in errors]
+    for code, status, _, extensions in found:
+        if code in RATE_LIMIT_CODES or status == 429:
+            metadata = extensions.get("metadata")
+            hint = metadata.get("retryAfter") if isinstance(metadata, dict) else None
+            return RateLimited(retry_after_s(hint or extensions.get("retryAfter")))
+    for code, status, message, _ in found:
+        if code in AUTH_CODES or status in (401, 403):
+            return SourceAuthError(
+                f"{label}: Fireflies rejected the API key ({code or status}: "
+                f"{message}); check the secret the registry names"
+            )
+    described = "; ".join(
+        f"{message} ({code})" if code else message for code, _, message, _ in found
+    )
+    if all(code == "object_not_found" for code, _, _, _ in found):
+        return TranscriptNotFound(f"{label}: {described}")
+    if all(code in SERVER_CODES or (status or 0) >= 500 for code, status, _, _ in found):
+        return TransientError(f"Fireflies server error: {described}")
+    return SourcePermanentError(f"{label}: GraphQL error: {described}")
 
 
 def _parse_error(error: Any) -> tuple[str, int | None, str, dict]:

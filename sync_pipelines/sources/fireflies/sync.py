@@ -45,62 +45,51 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sync_pipelines import clock
+from pydantic import Field, field_validator
+
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
+from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.fireflies.client import SOURCE, FirefliesClient
+from sync_pipelines.sources.options import OptionsModel
 from sync_pipelines.sources.pending import PendingItem, PendingTracker
 
 COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
 OWNER_ONLY = frozenset({"owner"})
 ISSUE_KEY = re.compile(r"\b([A-Z][A-Z0-9]+)-\d+\b")
-_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]+$")
-OPTIONS = {"project_keywords", "lookback_hours"}
+_PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]+$")  # as the issue keys it tags by
 
 
-@dataclass(frozen=True)
-class FirefliesOptions:
-    project_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    lookback_hours: float = 6.0
+class FirefliesOptions(OptionsModel):
+    """A connection's options: the project keyword map and the incremental re-read."""
 
+    project_keywords: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    lookback_hours: float = Field(default=6.0, ge=0)
+
+    @field_validator("project_keywords", mode="before")
     @classmethod
-    def from_connection(cls, options: dict) -> "FirefliesOptions":
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown fireflies options {sorted(unknown)}; known: {sorted(OPTIONS)}"
-            )
-        raw = options.get("project_keywords") or {}
+    def _keyword_map(cls, raw: object) -> dict[str, tuple[str, ...]]:
+        """{SUBS: [subscription, billing]}: project keys to non-empty keywords (null: none)."""
+        if raw is None:
+            return {}
         if not isinstance(raw, dict):
-            raise ValueError(
-                "fireflies option 'project_keywords' must map project keys to keyword lists"
-            )
+            raise ValueError("must map project keys to keyword lists")
         keywords: dict[str, tuple[str, ...]] = {}
         for key, words in raw.items():
             if not isinstance(key, str) or not _PROJECT_KEY.match(key):
-                raise ValueError(
-                    f"fireflies option 'project_keywords': {key!r} is not a project key (e.g. SUBS)"
-                )
+                raise ValueError(f"{key!r} is not a project key (e.g. SUBS)")
             if (
                 isinstance(words, str)
                 or not isinstance(words, (list, tuple))
                 or not all(isinstance(w, str) and w.strip() for w in words)
             ):
-                raise ValueError(
-                    f"fireflies option 'project_keywords': {key} needs a list of keywords"
-                )
+                raise ValueError(f"{key} needs a list of keywords")
             keywords[key] = tuple(w.strip() for w in words)
-        try:
-            lookback = float(options.get("lookback_hours", 6))
-        except (TypeError, ValueError):
-            lookback = -1.0
-        if lookback < 0:
-            raise ValueError("fireflies option 'lookback_hours' must be a number >= 0")
-        return cls(keywords, lookback)
+        return keywords
 
 
 class ProjectTagger:
@@ -129,11 +118,8 @@ class ProjectTagger:
         return sorted(tags)
 
 
-@dataclass
-class FirefliesSyncResult:
-    documents: list[Document]
-    high_water_mark: float
-    mode: str
+@dataclass(kw_only=True)
+class FirefliesSyncResult(SyncResult):
     meetings_fetched: int = 0
     meetings_shared: int = 0
     meetings_private: int = 0
@@ -141,8 +127,6 @@ class FirefliesSyncResult:
     meetings_tagged: int = 0
     meetings_refetched: int = 0  # pending meetings fetched again by id
     meetings_vanished: int = 0  # pending meetings Fireflies no longer has
-    pending: list[PendingItem] = field(default_factory=list)
-    given_up: list[PendingItem] = field(default_factory=list)
 
 
 def _iso(epoch: float) -> str:
@@ -194,21 +178,14 @@ class FirefliesSync:
         now: float | None = None,
         pending: Sequence[PendingItem] = (),
     ) -> FirefliesSyncResult:
-        now = clock.now_epoch() if now is None else now
-        latest = min(window.end_epoch, now)
-        incremental = high_water_mark is not None and high_water_mark < window.end_epoch
-        since = window.start_epoch
-        if incremental:
-            since = max(since, high_water_mark - self.options.lookback_hours * 3600)
-        result = FirefliesSyncResult(
-            documents=[], high_water_mark=latest, mode="incremental" if incremental else "full"
-        )
-        tracker = PendingTracker(pending, now)
-        if since < latest:
-            for transcript in self.client.transcripts(since, latest):
+        bounds = window.bounds(high_water_mark, self.options.lookback_hours * 3600, now)
+        result = FirefliesSyncResult(documents=[], high_water_mark=bounds.upper, mode=bounds.mode)
+        tracker = PendingTracker(pending, bounds.now)
+        if not bounds.empty:
+            for transcript in self.client.transcripts(bounds.lower, bounds.upper):
                 result.meetings_fetched += 1
                 date = _date(transcript)
-                if since <= date < latest:  # toDate is inclusive; the window end is not
+                if bounds.lower <= date < bounds.upper:  # toDate is inclusive, the window end not
                     self._take(transcript, date, tracker, result)
         for item in tracker.unseen():
             result.meetings_refetched += 1

@@ -1,27 +1,26 @@
 """Jira Cloud client for one connection: the `jira` package behind the shared retry layer.
 
 Every HTTP request the package sends goes through one metered adapter: it paces the request
-with the connection's rate limiter, counts it, and on a 429 sleeps the `Retry-After` (plus
-jitter) and re-sends, counting the wait. The package's own ResilientSession retries are off
-(they would sleep 10-60 s inside the package on a dropped connection); everything else
-transient (5xx, timeouts, dropped connections; malformed bodies a few times) is retried here,
-as `errors.classify` decides, with exponential backoff and jitter; 401/403 and other 4xx fail
-at once with a message naming the connection and the request, never a credential (a
-JIRAError's text includes the request headers, so it is never quoted whole).
+with the connection's rate limiter, counts it, and on a 429 holds the whole connection (every
+thread) for the shared rule's wait (`resilience.rate_limit_wait`: the `Retry-After`, capped,
+plus jitter) and re-sends; it waits inside the adapter because retrying a whole package call
+would repeat pages. The package's own ResilientSession retries are off (they would sleep
+10-60 s inside the package on a dropped connection); everything else transient (5xx,
+timeouts, dropped connections; malformed bodies a few times) is retried here, as
+`errors.classify` decides, with exponential backoff and jitter; 401/403 and other 4xx fail at
+once with a message naming the connection and the request, never a credential (a JIRAError's
+text includes the request headers, so it is never quoted whole).
 """
 
 from __future__ import annotations
 
-import random
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dagster import ConfigurableResource
 from jira import JIRA, JIRAError
 from pydantic import Field
 from requests.adapters import HTTPAdapter
@@ -36,26 +35,26 @@ from sync_pipelines.errors import (
     scrub,
 )
 from sync_pipelines.http import require_json
+from sync_pipelines.paging import follow_cursor, items_check
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
     RateLimiter,
     SourceError,
     call_with_retries,
+    rate_limit_wait,
 )
+from sync_pipelines.sources.resource import SourceResourceBase
 
 T = TypeVar("T")
 
 # Jira Cloud meters by cost per time window and publishes no fixed request rate; 10 requests/s
 # per site is a conservative pace that stays clear of its 429s.
 DOCUMENTED_RATE_PER_S = 10.0
-# search/jql returns at most 100 issues per page once fields beyond id/key are requested.
-MAX_PAGE_SIZE = 100
 PROJECT_PAGE_SIZE = 50
 ID_BATCH = 100
 USER_BATCH = 100
 API_VERSION = "3"  # rich text as ADF; the sync flattens it
-MAX_RETRY_AFTER_S = 300.0
 
 
 class JiraRequestError(SourceError):
@@ -70,45 +69,34 @@ class JiraPermanentError(JiraRequestError, SourcePermanentError):
     """Jira refused a request in a way retrying cannot change (400, 404, 410, 422, ...)."""
 
 
-class JiraResource(ConfigurableResource):
-    """How to talk to Jira Cloud; the site, credentials and options come from each connection."""
+class JiraResource(SourceResourceBase):
+    """How to talk to Jira Cloud; the site, credentials and options come from each connection.
+    Every site has its own URL, so there is no default one."""
 
-    base_url: str | None = Field(
-        default=None,
-        description="Site URL (https://<site>.atlassian.net) for connections without a base_url.",
-    )
-    timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
-    rate_per_s: float = Field(
-        default=DOCUMENTED_RATE_PER_S,
-        description="Client-side pacing shared by all calls of a connection; 0 disables it.",
-    )
-    page_size: int = Field(default=MAX_PAGE_SIZE, description="Issues per search page (≤100).")
-    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
-    max_rate_limit_retries: int = Field(
+    ENV_PREFIX: ClassVar[str] = "JIRA"
+    BASE_URL_HINT: ClassVar[str] = "https://<site>.atlassian.net"
+    DOCUMENTED_RATE_PER_S: ClassVar[float] = DOCUMENTED_RATE_PER_S
+    # search/jql returns at most 100 issues per page once fields beyond id/key are requested.
+    DEFAULT_PAGE_SIZE: ClassVar[int] = 100
+    MAX_PAGE_SIZE: ClassVar[int] = 100
+
+    max_rate_limit_waits: int = Field(
         default=8, description="429s waited out (their Retry-After) per request."
     )
 
     def client_for(self, connection: Connection) -> JiraClient:
         """A client for one site; no request is sent until the first call."""
-        server = connection.base_url or self.base_url
-        if not server:
-            raise ValueError(
-                f"jira connection '{connection.id}' has no site URL: set base_url on the "
-                "connection in the registry (JIRA_BASE_URL for the default connection) or "
-                "JiraResource.base_url"
-            )
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"JiraResource.page_size must be between 1 and {MAX_PAGE_SIZE}")
+        server, page_size = self.base_url_for(connection), self.pages()  # before the secrets
         return JiraClient(
             connection_id=connection.id,
             server=server,
             email=connection.secret("email"),
             api_token=connection.secret("api_token"),
-            timeout_s=self.timeout_s,
-            rate_per_s=self.rate_per_s,
-            page_size=self.page_size,
+            timeout_s=self.checked_timeout(),
+            rate_per_s=self.pace(),
+            page_size=page_size,
             max_attempts=self.max_attempts,
-            max_rate_limit_retries=self.max_rate_limit_retries,
+            max_rate_limit_waits=self.max_rate_limit_waits,
         )
 
 
@@ -125,6 +113,7 @@ class _MeteredAdapter(HTTPAdapter):
     def send(self, request, **kwargs):
         waits = 0
         while True:
+            # Also the wait of a 429's hold, this thread's or another's.
             self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
             response = super().send(request, **kwargs)
             if classify_status(response.status_code) is not Verdict.RATE_LIMITED:
@@ -135,16 +124,22 @@ class _MeteredAdapter(HTTPAdapter):
                 return response  # the package raises it as a JIRAError 429
             waits += 1
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            wait = min(1.0 if retry_after is None else retry_after, MAX_RETRY_AFTER_S)
             response.close()
-            self.stats.add(retries=1, throttle_wait_s=wait)
-            time.sleep(wait + random.uniform(0, 0.25))
+            self.limiter.hold(rate_limit_wait(retry_after, waits))
+            self.stats.add(retries=1)
 
 
 def _expect(value: Any, kind: type, what: str) -> Any:
     if not isinstance(value, kind):
         raise MalformedResponseError(f"{what} is not a JSON {kind.__name__}")
     return value
+
+
+def _next_offset(body: dict, start: str | None) -> str | None:
+    """The next `startAt` of an offset-paged answer (`isLast`), None after the last page."""
+    if body.get("isLast", True) or not body["values"]:
+        return None
+    return str(int(start or 0) + len(body["values"]))
 
 
 class JiraClient:
@@ -159,9 +154,9 @@ class JiraClient:
         api_token: str,
         timeout_s: float = 30.0,
         rate_per_s: float = DOCUMENTED_RATE_PER_S,
-        page_size: int = MAX_PAGE_SIZE,
+        page_size: int = JiraResource.DEFAULT_PAGE_SIZE,
         max_attempts: int = 6,
-        max_rate_limit_retries: int = 8,
+        max_rate_limit_waits: int = 8,
     ):
         self.label = f"jira connection '{connection_id}'"
         self.site_url = server.rstrip("/")
@@ -169,6 +164,7 @@ class JiraClient:
         self.page_size = page_size
         self.max_attempts = max_attempts
         self.stats = CallStats()
+        self.limiter = RateLimiter(rate=rate_per_s)  # every thread of the connection
         # No request on construction: serverInfo goes through `call` in `connect()`.
         self._jira = JIRA(
             server=self.site_url,
@@ -178,7 +174,7 @@ class JiraClient:
             max_retries=0,  # retries happen in the adapter (429) and in `call` (the rest)
             get_server_info=False,
         )
-        adapter = _MeteredAdapter(RateLimiter(rate=rate_per_s), self.stats, max_rate_limit_retries)
+        adapter = _MeteredAdapter(self.limiter, self.stats, max_rate_limit_waits)
         for prefix in ("http://", "https://"):
             self._jira._session.mount(prefix, adapter)
         self._connect_lock = threading.Lock()
@@ -247,61 +243,62 @@ class JiraClient:
         except (ZoneInfoNotFoundError, ValueError):
             raise SourceError(f"{self.label}: unknown account time zone {name!r}") from None
 
-    def project_keys(self) -> list[str]:
-        """Keys of every live project the account can browse (the paged project search)."""
-        self.connect()
-        keys: list[str] = []
-        while True:
-            start = len(keys)
+    def _listing(
+        self,
+        what: str,
+        items: str,
+        read: Callable[[str | None], Any],
+        after: Callable[[dict, str | None], str | None],
+    ) -> Iterator[Any]:
+        """Every item of a paged listing, each page one retried call: `read(cursor)` answers a
+        page (None: the first), `after(page, cursor)` the next cursor (None: the last page)."""
+        check = items_check(items)
 
-            def page(start: int = start) -> dict:
-                # The package has no method for the paged search (`projects()` calls the
-                # deprecated, unpaged GET /project), hence its generic JSON getter.
-                body = _expect(
-                    self._jira._get_json(
-                        "project/search",
-                        params={
-                            "startAt": start,
-                            "maxResults": PROJECT_PAGE_SIZE,
-                            "orderBy": "key",
-                        },
-                    ),
-                    dict,
-                    "project/search",
-                )
-                _expect(body.get("values"), list, "project/search values")
+        def fetch(cursor: str | None) -> dict:
+            def page() -> dict:
+                body = read(cursor)
+                check(body)  # a page without its list is malformed: retried
                 return body
 
-            body = self.call("project/search", page)
-            keys.extend(str(p["key"]) for p in body["values"] if isinstance(p, dict) and "key" in p)
-            if body.get("isLast", True) or not body["values"]:
-                return keys
+            body = self.call(what, page)
+            return {items: body[items], "next": after(body, cursor)}
+
+        return follow_cursor(fetch, items=items, cursor_out="next", where=f"{self.label}: {what}")
+
+    def _offset_listing(self, path: str, params: dict, size: int) -> Iterator[Any]:
+        """`values` of a startAt/maxResults endpoint the package has no method for (hence its
+        generic JSON getter)."""
+        return self._listing(
+            path,
+            "values",
+            lambda start: self._jira._get_json(
+                path, params={**params, "startAt": int(start or 0), "maxResults": size}
+            ),
+            _next_offset,
+        )
+
+    def project_keys(self) -> list[str]:
+        """Keys of every live project the account can browse (the paged project search; the
+        package's `projects()` calls the deprecated, unpaged GET /project)."""
+        self.connect()
+        projects = self._offset_listing("project/search", {"orderBy": "key"}, PROJECT_PAGE_SIZE)
+        return [str(p["key"]) for p in projects if isinstance(p, dict) and "key" in p]
 
     def search(self, jql: str, fields: Sequence[str]) -> Iterator[dict]:
         """Every issue the query matches, page after page by nextPageToken (no cap)."""
         self.connect()
-        token: str | None = None
-        while True:
-
-            def page(token: str | None = token) -> dict:
-                body = self._jira.enhanced_search_issues(
-                    jql,
-                    nextPageToken=token,
-                    maxResults=self.page_size,
-                    fields=list(fields),  # the package rewrites the list in place
-                    json_result=True,
-                )
-                _expect(_expect(body, dict, "search/jql").get("issues"), list, "search/jql issues")
-                return body
-
-            body = self.call("search/jql", page)
-            yield from body["issues"]
-            next_token = body.get("nextPageToken")
-            if body.get("isLast") or not next_token:
-                return
-            if next_token == token:
-                raise SourceError(f"{self.label}: search/jql repeated its nextPageToken")
-            token = next_token
+        yield from self._listing(
+            "search/jql",
+            "issues",
+            lambda token: self._jira.enhanced_search_issues(
+                jql,
+                nextPageToken=token,
+                maxResults=self.page_size,
+                fields=list(fields),  # the package rewrites the list in place
+                json_result=True,
+            ),
+            lambda body, _: None if body.get("isLast") else body.get("nextPageToken"),
+        )
 
     def recent_comments(self, issue_key: str, count: int) -> list[dict]:
         """The issue's `count` newest comments, oldest first."""
@@ -335,7 +332,7 @@ class JiraClient:
             body = self._jira.enhanced_search_issues(
                 f"id in ({', '.join(ids)})", maxResults=len(ids), fields=["key"], json_result=True
             )
-            _expect(_expect(body, dict, "search/jql").get("issues"), list, "search/jql issues")
+            items_check("issues")(body)
             return body
 
         try:
@@ -365,35 +362,14 @@ class JiraClient:
         return issue.key
 
     def user_names(self, account_ids: Iterable[str]) -> dict[str, str]:
-        """Account id -> display name for the accounts Jira knows (GET user/bulk, paged).
-
-        Accounts Jira no longer knows (or hides) are simply absent from the answer.
-        """
+        """Account id -> display name for the accounts Jira knows (GET user/bulk, paged, no
+        method in the package); accounts Jira no longer knows (or hides) are simply absent."""
         self.connect()
         ids = sorted(set(account_ids))
         names: dict[str, str] = {}
         for at in range(0, len(ids), USER_BATCH):
-            batch, start = ids[at : at + USER_BATCH], 0
-            while True:
-
-                def page(batch: list[str] = batch, start: int = start) -> dict:
-                    # no method in the package for the bulk user endpoint
-                    body = _expect(
-                        self._jira._get_json(
-                            "user/bulk",
-                            params={"accountId": batch, "startAt": start, "maxResults": USER_BATCH},
-                        ),
-                        dict,
-                        "user/bulk",
-                    )
-                    _expect(body.get("values"), list, "user/bulk values")
-                    return body
-
-                body = self.call("user/bulk", page)
-                for user in body["values"]:
-                    if isinstance(user, dict) and user.get("accountId"):
-                        names[str(user["accountId"])] = str(user.get("displayName") or "")
-                start += len(body["values"])
-                if body.get("isLast", True) or not body["values"]:
-                    break
+            batch = {"accountId": ids[at : at + USER_BATCH]}
+            for user in self._offset_listing("user/bulk", batch, USER_BATCH):
+                if isinstance(user, dict) and user.get("accountId"):
+                    names[str(user["accountId"])] = str(user.get("displayName") or "")
         return {account: name for account, name in names.items() if name}

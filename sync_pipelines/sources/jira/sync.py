@@ -12,8 +12,8 @@ with Jira's own filter, one query per project:
   min(window end, now), the run's high-water mark: the query runs to the next whole minute
   and issues updated after the bound are left to the next run.
 - today's open day with a mark: the lower bound is the mark minus an overlap (default 2 min,
-  option `overlap_minutes`, never before the day's start), because Jira's search index lags
-  a little behind edits; issues seen twice are one document.
+  option `overlap_minutes`), floored to the minute and never before the day's start, because
+  Jira's search index lags a little behind edits; issues seen twice are one document.
 - Each project is its own query (option `projects`, else every project the account can see,
   from the paged project search), so one project can neither crowd out nor break another;
   every query is paged by nextPageToken to the end, with no cap.
@@ -29,17 +29,19 @@ re-synced older day no longer holds an issue edited since. Deleted issues stay i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sync_pipelines import clock
+from pydantic import Field
+
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
+from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.jira.client import JiraClient, JiraRequestError
-from sync_pipelines.sources.options import minutes, project_keys
+from sync_pipelines.sources.options import Minutes, OptionsModel, ProjectKeys
 
 SOURCE = "jira"
 SEARCH_FIELDS = (
@@ -60,30 +62,16 @@ _INLINE = {"text", "mention", "emoji", "hardBreak", "inlineCard", "date", "statu
 _LISTS = {"bulletList", "orderedList", "taskList", "decisionList"}
 
 
-@dataclass(frozen=True)
-class JiraOptions:
-    projects: tuple[str, ...] = ()  # empty = every project the account can see
-    overlap_minutes: float = 2.0
-    recent_comments: int = 5
+class JiraOptions(OptionsModel):
+    """A site's options (the module docstring says what each does)."""
 
-    @classmethod
-    def from_connection(cls, options: dict) -> JiraOptions:
-        unknown = set(options) - {"projects", "overlap_minutes", "recent_comments"}
-        if unknown:
-            raise ValueError(f"unknown jira options {sorted(unknown)}")
-        projects = project_keys(options, "projects", "jira")
-        overlap = minutes(options, "overlap_minutes", "jira", default=2)
-        comments = options.get("recent_comments", 5)
-        if isinstance(comments, bool) or not isinstance(comments, int) or comments < 0:
-            raise ValueError("jira option 'recent_comments' must be an integer >= 0")
-        return cls(projects, overlap, comments)
+    projects: ProjectKeys = ()  # empty = every project the account can see
+    overlap_minutes: Minutes = 2.0
+    recent_comments: int = Field(default=5, ge=0, strict=True)
 
 
-@dataclass
-class JiraSyncResult:
-    documents: list[Document]
-    high_water_mark: float
-    mode: str
+@dataclass(kw_only=True)
+class JiraSyncResult(SyncResult):
     projects_read: int
     issues_fetched: int
     comment_reads: int
@@ -211,33 +199,30 @@ class JiraSync:
         self.comment_reads = 0
 
     def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
-        now = clock.now_epoch() if now is None else now
-        upper = min(window.end_epoch, now)
-        incremental = high_water_mark is not None and high_water_mark < window.end_epoch
-        lower = window.start_epoch
-        if incremental:
-            overlap = self.options.overlap_minutes * 60
-            lower = max(window.start_epoch, floor_minute(high_water_mark - overlap))
+        bounds = window.bounds(high_water_mark, self.options.overlap_minutes * 60, now)
+        # JQL reads whole minutes: from the minute the lower bound falls in.
+        bounds = replace(bounds, lower=floor_minute(bounds.lower))
         tz = self.client.timezone()  # also checks the site and the credentials first
         projects = list(self.options.projects) or self.client.project_keys()
         docs: dict[str, Document] = {}
         fetched = 0
-        if upper > lower:
+        if not bounds.empty:
+            until = ceil_minute(bounds.upper)  # the query's end; `updated` is filtered exactly
             for project in projects:
-                for issue in self._project_issues(project, lower, ceil_minute(upper), tz):
+                for issue in self._project_issues(project, bounds.lower, until, tz):
                     fetched += 1
-                    if lower <= _updated(issue) < upper:
+                    if bounds.lower <= _updated(issue) < bounds.upper:
                         doc = self._document(issue)
                         docs[doc.doc_id] = doc
         return JiraSyncResult(
             documents=list(docs.values()),
-            high_water_mark=upper,
-            mode="incremental" if incremental else "full",
+            high_water_mark=bounds.upper,
+            mode=bounds.mode,
             projects_read=len(projects),
             issues_fetched=fetched,
             comment_reads=self.comment_reads,
             jql_timezone=str(tz),
-            fetched_from=lower,
+            fetched_from=bounds.lower,
         )
 
     def _project_issues(self, project: str, lower: float, upper: float, tz: ZoneInfo):

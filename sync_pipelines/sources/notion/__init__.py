@@ -6,7 +6,7 @@ from sync_pipelines.connections import Connection
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.sources.base import Previous, SyncOutcome
 from sync_pipelines.sources.declaration import SourceDeclaration
-from sync_pipelines.sources.notion.client import NotionResource
+from sync_pipelines.sources.notion.client import NotionOptions, NotionResource
 from sync_pipelines.sources.notion.sync import SOURCE as NAME
 from sync_pipelines.sources.notion.sync import NotionSync
 
@@ -14,7 +14,7 @@ from sync_pipelines.sources.notion.sync import NotionSync
 def sync(
     context: AssetExecutionContext,
     connection: Connection,
-    options: None,
+    options: NotionOptions,
     window: SyncWindow,
     previous: Previous,
 ) -> SyncOutcome:
@@ -30,6 +30,7 @@ SOURCE = SourceDeclaration(
     name=NAME,
     resource=NotionResource,
     sync=sync,
+    options=NotionOptions,
     description=(
         "Notion pages shared with the integration, one document per page with its full "
         "block content; a day holds the pages last edited that day, and today's partition "

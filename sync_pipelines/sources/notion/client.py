@@ -4,29 +4,28 @@ The SDK's own retry is switched off (`retry=False`): it would sleep outside the 
 rate limiter, never retries search (a POST) on 5xx, and its waits cannot be counted. Instead
 every call goes through `call_with_retries`, which acts on `errors.classify`'s verdict (5xx,
 timeouts and dropped connections: exponential backoff with full jitter; bodies that are not
-JSON: a few retries), 429s are waited out for their `Retry-After` for the whole connection
-(every thread holds off), and every request first takes a token from the connection's one
-`RateLimiter`, so page readers in parallel threads share Notion's ~3 req/s. 401/403 and other
-4xx fail at once with an error naming the connection and the request.
+JSON: a few retries), 429s are waited out by the shared rule (`resilience.rate_limit_wait`)
+as a hold on the connection's one `RateLimiter` (every thread holds off), and every request
+first takes a token from that limiter, so page readers in parallel threads share Notion's
+~3 req/s. Lists follow `next_cursor` with `paging.follow_cursor`. 401/403 and other 4xx fail
+at once with an error naming the connection and the request.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import threading
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
-from dagster import ConfigurableResource
 from notion_client import Client
 from notion_client.errors import HTTPResponseError
 from pydantic import Field
 
 from sync_pipelines.connections import Connection
 from sync_pipelines.errors import (
+    MalformedResponseError,
+    SourceAuthError,
     SourcePermanentError,
     Verdict,
     classify,
@@ -34,13 +33,10 @@ from sync_pipelines.errors import (
     retry_after_of,
 )
 from sync_pipelines.http import require_json
-from sync_pipelines.resilience import (
-    CallStats,
-    MalformedResponseError,
-    RateLimiter,
-    SourceAuthError,
-    call_with_retries,
-)
+from sync_pipelines.paging import follow_cursor
+from sync_pipelines.resilience import CallStats, RateLimiter, call_with_retries, rate_limit_wait
+from sync_pipelines.sources.options import OptionsModel
+from sync_pipelines.sources.resource import SourceResourceBase
 
 DEFAULT_BASE_URL = "https://api.notion.com"
 NOTION_VERSION = "2025-09-03"
@@ -59,52 +55,42 @@ class NotionObjectMissing(SourcePermanentError):
     """HTTP 404: the object was deleted or unshared from the integration (e.g. mid-run)."""
 
 
-class NotionResource(ConfigurableResource):
-    """How to talk to Notion; the token and base URL come from each connection."""
+class NotionOptions(OptionsModel):
+    """A Notion connection takes no options: it reads every page shared with the integration."""
 
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        description="API root without /v1 (the SDK adds it); a connection's base_url overrides it.",
-    )
-    timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
-    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
-    max_rate_limit_waits: int = Field(default=10, description="429s waited out per call.")
-    rate_per_s: float = Field(
-        default=DOCUMENTED_RATE_PER_S,
-        description="Client-side pacing shared by every call of a connection; 0 disables it.",
-    )
-    page_size: int = Field(
-        default=MAX_PAGE_SIZE,
-        description=f"Search and block-children page size (1..{MAX_PAGE_SIZE}).",
-    )
+
+class NotionResource(SourceResourceBase):
+    """How to talk to Notion; the token and base URL come from each connection. `base_url` is
+    the API root without /v1 (the SDK adds it)."""
+
+    ENV_PREFIX: ClassVar[str] = "NOTION"
+    DEFAULT_BASE_URL: ClassVar[str] = DEFAULT_BASE_URL
+    DOCUMENTED_RATE_PER_S: ClassVar[float] = DOCUMENTED_RATE_PER_S
+    DEFAULT_PAGE_SIZE: ClassVar[int] = MAX_PAGE_SIZE
+    MAX_PAGE_SIZE: ClassVar[int] = MAX_PAGE_SIZE
+
     max_workers: int = Field(default=4, description="Pages whose blocks are read in parallel.")
     notion_version: str = Field(default=NOTION_VERSION, description="Notion-Version header.")
 
     def client_for(self, connection: Connection) -> NotionClient:
         """A client for one integration token; bad settings raise ValueError naming them."""
         label = f"notion connection '{connection.id}'"
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"{label}: page_size must be 1..{MAX_PAGE_SIZE}, got {self.page_size}")
-        if self.rate_per_s < 0:
-            raise ValueError(f"{label}: rate_per_s must be >= 0, got {self.rate_per_s}")
         if self.max_workers < 1:
             raise ValueError(f"{label}: max_workers must be >= 1, got {self.max_workers}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"{label}: timeout_s must be > 0, got {self.timeout_s}")
-        if connection.options:
-            raise ValueError(
-                f"{label}: unknown options {sorted(connection.options)}; Notion takes none"
-            )
+        try:
+            NotionOptions.from_connection(connection.options, "notion")
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
         return NotionClient(
             connection_id=connection.id,
-            token=connection.secret("token"),
-            base_url=connection.base_url or self.base_url,
-            timeout_s=self.timeout_s,
+            base_url=self.base_url_for(connection),
+            timeout_s=self.checked_timeout(),
             max_attempts=self.max_attempts,
             max_rate_limit_waits=self.max_rate_limit_waits,
-            rate_per_s=self.rate_per_s,
-            page_size=self.page_size,
+            rate_per_s=self.pace(),
+            page_size=self.pages(),
             notion_version=self.notion_version,
+            token=connection.secret("token"),
         )
 
 
@@ -148,8 +134,6 @@ class NotionClient:
         self.max_rate_limit_waits = max_rate_limit_waits
         self.backoff_s = backoff_s
         self.max_retry_after_s = max_retry_after_s
-        self._paused_until = 0.0  # monotonic time before which no call goes out (Retry-After)
-        self._pause_lock = threading.Lock()
         self._sdk = Client(
             # A 2xx that is not JSON (a proxy's login page) fails with its status and first bytes.
             client=httpx.Client(event_hooks={"response": [require_json]}),
@@ -210,13 +194,14 @@ class NotionClient:
 
     # -- plumbing ----------------------------------------------------------------------------
     def _paginate(self, what: str, fetch: Callable[[str | None], Any]) -> Iterator[dict]:
-        cursor = None
-        while True:
-            body = self.call(what, lambda c=cursor: _list_body(fetch(c)))
-            yield from body["results"]
-            if not body["has_more"]:
-                return
-            cursor = body["next_cursor"]
+        """A list's items to its end: each page one call, checked inside it (so retried)."""
+        return follow_cursor(
+            lambda cursor: self.call(what, lambda: _list_body(fetch(cursor))),
+            items="results",
+            cursor_out="next_cursor",
+            has_more="has_more",
+            where=f"{self.label}: {what}",
+        )
 
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
         """One logical request: paced, 429s waited out, the rest as `errors.classify` says."""
@@ -224,7 +209,6 @@ class NotionClient:
         def attempt() -> Any:
             waits = 0
             while True:
-                self._await_pause()
                 self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
                 try:
                     return fn()
@@ -235,7 +219,12 @@ class NotionClient:
                     if waits >= self.max_rate_limit_waits:
                         raise
                     waits += 1
-                    self._pause_for(exc, waits)
+                    # The Retry-After holds every thread of the connection, not just this one.
+                    wait = rate_limit_wait(
+                        retry_after_of(exc), waits, max_retry_after_s=self.max_retry_after_s
+                    )
+                    self.limiter.hold(wait)
+                    self.stats.add(retries=1)
 
         return call_with_retries(
             attempt,
@@ -245,22 +234,6 @@ class NotionClient:
             max_rate_limit_waits=0,  # waited out above, for the whole connection
             backoff_s=self.backoff_s,
         )
-
-    def _pause_for(self, exc: HTTPResponseError, waits: int) -> None:
-        """A 429: every thread of the connection holds off for its Retry-After (plus jitter)."""
-        retry_after = retry_after_of(exc)
-        wait = retry_after if retry_after is not None else min(30.0, 2.0 ** (waits - 1))
-        wait = min(wait, self.max_retry_after_s) + random.uniform(0, 0.25)
-        with self._pause_lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + wait)
-        self.stats.add(retries=1)
-
-    def _await_pause(self) -> None:
-        with self._pause_lock:
-            delay = self._paused_until - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-            self.stats.add(throttle_wait_s=delay)
 
     def _describe(self, what: str) -> Callable[[BaseException, Verdict, int], BaseException]:
         where = f"{self.label}: {what} on {self.host}"

@@ -29,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
+from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.notion.client import NotionClient, NotionObjectMissing
 
 SOURCE = "notion"
@@ -52,17 +52,22 @@ TEXT_BLOCK_TYPES = frozenset(_PREFIX) | {"numbered_list_item", "to_do"}
 SUBDOCUMENT_TYPES = frozenset({"child_page", "child_database"})  # their own documents
 
 
-@dataclass
-class NotionSyncResult:
-    documents: list[Document]
-    high_water_mark: float
-    mode: str
+@dataclass(kw_only=True)
+class NotionSyncResult(SyncResult):
+    """The shared result plus what the search walked and the page reads found (each counter
+    becomes the run's metadata of that name)."""
+
     pages_listed: int = 0
+    """Search results walked, down to the first page edited before the window."""
     pages_newer_than_window: int = 0
+    """Pages edited at or after the upper bound: a later day's or run's."""
     pages_vanished: int = 0
+    """Pages deleted or unshared between the search and the read of their blocks."""
     blocks_read: int = 0
     blocks_skipped: int = 0
+    """Blocks whose content is not text (images, embeds, tables, ...)."""
     user_cache_size: int = 0
+    """Workspace users whose names were read (0 without the capability to read users)."""
 
 
 class _Stopped(Exception):
@@ -140,14 +145,9 @@ class NotionSync:
     def run(
         self, window: SyncWindow, high_water_mark: float | None, now: float | None = None
     ) -> NotionSyncResult:
-        now = clock.now_epoch() if now is None else now
-        upper = min(window.end_epoch, now)
-        incremental = high_water_mark is not None and high_water_mark < window.end_epoch
-        lower = window.start_epoch
-        if incremental:
-            lower = max(lower, high_water_mark - INCREMENTAL_OVERLAP_S)
-        result = NotionSyncResult([], upper, "incremental" if incremental else "full")
-        pages = self._pages_between(lower, upper, result)
+        bounds = window.bounds(high_water_mark, INCREMENTAL_OVERLAP_S, now)
+        result = NotionSyncResult(documents=[], high_water_mark=bounds.upper, mode=bounds.mode)
+        pages = self._pages_between(bounds.lower, bounds.upper, result)
         if not pages:
             return result
         users = self.client.user_names()

@@ -1,28 +1,34 @@
-"""Slack Web API client for one connection: slack_sdk's WebClient behind the shared retry layer."""
+"""Slack Web API client for one connection: slack_sdk's WebClient behind the shared retry layer.
+
+slack_sdk keeps its transport and its 429 handler, but the handler waits as the shared rule
+says (`rate_limit_wait`) and holds the whole connection (every thread), not only the call that
+got the 429. Pacing follows Slack's published tiers, per method.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Callable
+from typing import Any, ClassVar, Iterator
 from urllib.parse import urlsplit
 
-from dagster import ConfigurableResource
 from pydantic import Field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from sync_pipelines.connections import Connection
-from sync_pipelines.errors import TransientError, Verdict, final_error, header
+from sync_pipelines.errors import TransientError, Verdict, final_error, header, parse_retry_after
+from sync_pipelines.paging import follow_cursor, items_check
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
     RateLimiter,
     SourceAuthError,
     call_with_retries,
+    rate_limit_wait,
 )
-
-DEFAULT_BASE_URL = "https://slack.com/api/"
+from sync_pipelines.sources.resource import SourceResourceBase
 
 AUTH_ERRORS = {
     "invalid_auth",
@@ -52,31 +58,50 @@ METHOD_TIERS = {
 DEFAULT_TIER_LIMITS = {"tier2": 20, "tier3": 50, "tier4": 100}
 
 
-class _CountingRateLimitHandler(RateLimitErrorRetryHandler):
-    """slack_sdk's 429 handler (sleeps Retry-After plus jitter), counting what it waits out."""
+def checked_tiers(limits: dict[str, int], where: str) -> dict[str, int]:
+    """Tier limits whose tiers Slack publishes; an unknown one is named with `where`."""
+    unknown = set(limits) - set(DEFAULT_TIER_LIMITS)
+    if unknown:
+        raise ValueError(
+            f"{where}unknown rate tiers {sorted(unknown)}; known: {sorted(DEFAULT_TIER_LIMITS)}"
+        )
+    return limits
 
-    def __init__(self, stats: CallStats, max_retry_count: int):
+
+class _SharedRuleRateLimitHandler(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler, in its place, waiting by the shared rule: the connection's
+    limiter holds every thread for the wait, and this call sleeps it out there, counted."""
+
+    def __init__(self, stats: CallStats, limiter: RateLimiter, max_retry_count: int):
         super().__init__(max_retry_count=max_retry_count)
         self.stats = stats
+        self.limiter = limiter
 
     def prepare_for_next_attempt(self, *, state, request, response=None, error=None) -> None:
-        self.stats.add(rate_limited=1, retries=1)
-        super().prepare_for_next_attempt(
-            state=state, request=request, response=response, error=error
-        )
+        if response is None:
+            raise error  # type: ignore[misc]  # as slack_sdk's handler: nothing to wait out
+        retry_after = parse_retry_after(header(response.headers, "retry-after"))
+        self.limiter.hold(rate_limit_wait(retry_after, state.current_attempt + 1))
+        self.stats.add(rate_limited=1, retries=1, throttle_wait_s=self.limiter.acquire())
+        state.next_attempt_requested = True
+        state.increment_current_attempt()
 
 
-class SlackResource(ConfigurableResource):
-    """How to talk to Slack; credentials and per-workspace options come from each connection."""
+class SlackResource(SourceResourceBase):
+    """How to talk to Slack; credentials and per-workspace options come from each connection.
 
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL,
-        description="Web API base URL; a connection's base_url overrides it (the sandbox uses this).",
+    Slack documents its limits per method, in tiers (`tier_limits_per_minute`), so the shared
+    `rate_per_s` (SLACK_RATE_PER_S) is only an optional cap over all of a connection's calls.
+    """
+
+    ENV_PREFIX: ClassVar[str] = "SLACK"
+    DEFAULT_BASE_URL: ClassVar[str] = "https://slack.com/api/"
+    DEFAULT_PAGE_SIZE: ClassVar[int] = 999  # history pages; Slack allows up to 999
+    MAX_PAGE_SIZE: ClassVar[int] = 999
+
+    max_rate_limit_waits: int = Field(
+        default=8, description="429s waited out (their Retry-After) per call."
     )
-    timeout_s: int = Field(default=30, description="Per-request timeout in seconds.")
-    max_attempts: int = Field(default=6, description="Attempts per call for 5xx/network errors.")
-    max_rate_limit_retries: int = Field(default=8, description="429s waited out per call.")
-    page_size: int = Field(default=999, description="History page size (Slack allows up to 999).")
     tier_limits_per_minute: dict[str, int] = Field(
         default_factory=lambda: dict(DEFAULT_TIER_LIMITS),
         description="Client-side pacing per Slack rate tier; 0 disables pacing for a tier.",
@@ -89,21 +114,10 @@ class SlackResource(ConfigurableResource):
             **self.tier_limits_per_minute,
             **(connection.options.get("tier_limits_per_minute") or {}),
         }
-        unknown = set(tier_limits) - set(DEFAULT_TIER_LIMITS)
-        if unknown:
-            raise ValueError(
-                f"slack connection '{connection.id}': unknown rate tiers {sorted(unknown)}; "
-                f"known: {sorted(DEFAULT_TIER_LIMITS)}"
-            )
         return SlackClient(
             connection=connection,
-            token=connection.secret("token"),
-            base_url=connection.base_url or self.base_url,
-            timeout_s=self.timeout_s,
-            max_attempts=self.max_attempts,
-            max_rate_limit_retries=self.max_rate_limit_retries,
-            page_size=self.page_size,
-            tier_limits=tier_limits,
+            resource=self,
+            tier_limits=checked_tiers(tier_limits, f"slack connection '{connection.id}': "),
         )
 
 
@@ -114,29 +128,26 @@ class SlackClient:
     """One workspace's client: paced per method tier, retried, and counted."""
 
     def __init__(
-        self,
-        *,
-        connection: Connection,
-        token: str,
-        base_url: str,
-        timeout_s: int,
-        max_attempts: int,
-        max_rate_limit_retries: int,
-        page_size: int,
-        tier_limits: dict[str, int],
+        self, *, connection: Connection, resource: SlackResource, tier_limits: dict[str, int]
     ):
         self.connection = connection
         self.stats = CallStats()
-        self._token = token
-        self.page_size = page_size
-        self.max_attempts = max_attempts
+        self._token = connection.secret("token")
+        self.page_size = resource.pages()
+        self.max_attempts = resource.max_attempts
+        base_url = resource.base_url_for(connection)
         base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._api = urlsplit(base_url)
+        # Every call of the connection passes here: the optional overall pace, and a 429's hold.
+        self._connection_limiter = RateLimiter(rate=resource.pace())
+        handler = _SharedRuleRateLimitHandler(
+            self.stats, self._connection_limiter, resource.max_rate_limit_waits
+        )
         self._web = WebClient(
-            token=token,
+            token=self._token,
             base_url=base_url,
-            timeout=timeout_s,
-            retry_handlers=[_CountingRateLimitHandler(self.stats, max_rate_limit_retries)],
+            timeout=resource.checked_timeout(),
+            retry_handlers=[handler],
         )
         # Slack applies its tier limits per method (per workspace), so each method gets its
         # own bucket at its tier's rate, created on first use.
@@ -156,19 +167,21 @@ class SlackClient:
     def _label(self) -> str:
         return f"slack connection '{self.connection.id}'"
 
-    def call(self, method: str, **params) -> dict:
-        """One API call: paced, retried as `errors.classify` says, validated as a JSON object.
+    def call(self, method: str, check: Callable[[Any], None] | None = None, **params) -> dict:
+        """One API call: paced, retried as `errors.classify` says, validated as a JSON object
+        (and by `check`, e.g. a page's items list: a failed check is retried as malformed).
 
-        429s are waited out inside slack_sdk (its handler honours Retry-After), so the retry
+        429s are waited out inside slack_sdk (its handler, by the shared rule), so the retry
         layer waits out none itself.
         """
         where = f"{self._label()}: POST {self._api.path}{method} on {self._api.hostname}"
 
         def attempt() -> dict:
+            waited = self._connection_limiter.acquire()
             limiter = self._limiter(method)
             if limiter is not None:
-                self.stats.add(throttle_wait_s=limiter.acquire())
-            self.stats.add(api_calls=1)
+                waited += limiter.acquire()
+            self.stats.add(throttle_wait_s=waited, api_calls=1)
             try:
                 data = self._web.api_call(method, params=params).data  # raises unless ok
             except SlackApiError as exc:
@@ -178,6 +191,8 @@ class SlackClient:
                 raise known from exc
             if not isinstance(data, dict):
                 raise MalformedResponseError(f"{method} answered a non-object")
+            if check is not None:
+                check(data)
             return data
 
         def describe(exc: BaseException, verdict: Verdict, attempts: int) -> BaseException:
@@ -216,15 +231,14 @@ class SlackClient:
 
     def paginate(self, method: str, key: str, **params) -> Iterator[dict]:
         """Every item of `key` across cursor pages (no fixed cap on the number of pages)."""
-        cursor = None
-        while True:
-            page = self.call(method, **params, **({"cursor": cursor} if cursor else {}))
-            items = page.get(key)
-            if not isinstance(items, list):
-                raise MalformedResponseError(
-                    f"{self._label()}: {method} answered without a '{key}' list"
-                )
-            yield from items
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return
+        check = items_check(key)
+
+        def page(cursor: str | None) -> dict:
+            return self.call(method, check, **params, **({"cursor": cursor} if cursor else {}))
+
+        return follow_cursor(
+            page,
+            items=key,
+            cursor_out="response_metadata.next_cursor",
+            where=f"{self._label()}: {method}",
+        )

@@ -17,14 +17,18 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
-from sync_pipelines import clock
+from pydantic import Field, field_validator
+
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
-from sync_pipelines.sources.slack.client import SlackClient
+from sync_pipelines.sources.base import SyncResult
+from sync_pipelines.sources.options import OptionsModel
+from sync_pipelines.sources.slack.client import SlackClient, checked_tiers
 
 SOURCE = "slack"
 SKIPPED_SUBTYPES = {
@@ -41,53 +45,54 @@ SKIPPED_SUBTYPES = {
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
-@dataclass(frozen=True)
-class SlackOptions:
+class SlackOptions(OptionsModel):
+    """A workspace's options; `tier_limits_per_minute` is read by the client (client.py)."""
+
     channels: tuple[str, ...] = ()  # allow-list of channel names or ids; empty = all
-    lookback_days: float = 7.0
+    lookback_days: float = Field(default=7.0, ge=0)
     join_public: bool = True
+    tier_limits_per_minute: dict[str, int] | None = None
 
+    @field_validator("channels", mode="before")
     @classmethod
-    def from_connection(cls, options: dict) -> "SlackOptions":
-        unknown = set(options) - {"channels", "lookback_days", "join_public", "tier_limits_per_minute"}
-        if unknown:
-            raise ValueError(f"unknown slack options {sorted(unknown)}")
-        channels = options.get("channels") or ()
-        if isinstance(channels, str) or not all(isinstance(c, str) for c in channels):
-            raise ValueError("slack option 'channels' must be a list of channel names or ids")
-        lookback = float(options.get("lookback_days", 7))
-        if lookback < 0:
-            raise ValueError("slack option 'lookback_days' must be >= 0")
-        return cls(
-            tuple(c.lstrip("#") for c in channels), lookback, bool(options.get("join_public", True))
-        )
+    def _channel_names(cls, value: Any) -> tuple[str, ...]:
+        """Names or ids, '#general' as 'general'."""
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
+            raise ValueError("must be a list of channel names or ids")
+        return tuple(c.lstrip("#") for c in value)
+
+    @field_validator("tier_limits_per_minute")
+    @classmethod
+    def _known_tiers(cls, value: dict[str, int] | None) -> dict[str, int]:
+        return checked_tiers(value or {}, "")
 
 
-@dataclass
-class SlackSyncResult:
-    documents: list[Document]
-    high_water_mark: float
-    mode: str
+@dataclass(kw_only=True)
+class SlackSyncResult(SyncResult):
+    """The shared result with what the run read (reported as metadata under these names)."""
+
     channels_read: int
-    messages_fetched: int = 0
-    replies_fetched: int = 0
-    threads_read: int = 0
-    messages_skipped: int = 0
-    user_cache_size: int = 0
+    messages_fetched: int
+    replies_fetched: int
+    threads_read: int
+    messages_skipped: int
+    user_cache_size: int
 
 
-@dataclass
 class _Counts:
-    messages: int = 0
-    replies: int = 0
-    threads: int = 0
-    skipped: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    """The run's reading counters, under SlackSyncResult's names; every channel's thread adds
+    to them."""
 
-    def add(self, **deltas: int) -> None:
-        with self.lock:
-            for k, v in deltas.items():
-                setattr(self, k, getattr(self, k) + v)
+    def __init__(self) -> None:
+        names = ("messages_fetched", "replies_fetched", "threads_read", "messages_skipped")
+        self.totals = dict.fromkeys(names, 0)
+        self._lock = threading.Lock()
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            self.totals[name] += 1
 
 
 def _iso(epoch: float) -> str:
@@ -168,12 +173,10 @@ class SlackSync:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
-        now = clock.now_epoch() if now is None else now
-        latest = min(window.end_epoch, now)
-        incremental = high_water_mark is not None and high_water_mark < window.end_epoch
-        since = high_water_mark if incremental else None
+        bounds = window.bounds(high_water_mark, now=now)
+        latest, now, since = bounds.upper, bounds.now, bounds.mark
         scan_start = window.start_epoch
-        if incremental and self.options.lookback_days > 0:
+        if bounds.incremental and self.options.lookback_days > 0:
             scan_start = min(scan_start, now - self.options.lookback_days * 86400)
 
         auth = self.client.call("auth.test")  # fails fast on a bad token
@@ -189,13 +192,10 @@ class SlackSync:
         return SlackSyncResult(
             documents=docs,
             high_water_mark=latest,
-            mode="incremental" if incremental else "full",
+            mode=bounds.mode,
             channels_read=len(channels),
-            messages_fetched=counts.messages,
-            replies_fetched=counts.replies,
-            threads_read=counts.threads,
-            messages_skipped=counts.skipped,
             user_cache_size=len(self._users),
+            **counts.totals,
         )
 
     def _read_channel(self, channel, window, scan_start, latest, now, since, counts):
@@ -214,7 +214,7 @@ class SlackSync:
             inclusive="true",
             limit=self.client.page_size,
         ):
-            counts.add(messages=1)
+            counts.add("messages_fetched")
             ts = _ts(msg.get("ts"), "message")
             if ts >= latest:
                 continue
@@ -238,14 +238,14 @@ class SlackSync:
 
         Replies belong to their parent's day, so they are read up to `now`, not the window end.
         """
-        counts.add(threads=1)
+        counts.add("threads_read")
         replies = []
         for reply in self.client.paginate(
             "conversations.replies", "messages", channel=channel["id"], ts=parent["ts"], limit=1000
         ):
             if reply.get("ts") == parent["ts"]:
                 continue  # Slack repeats the parent first
-            counts.add(replies=1)
+            counts.add("replies_fetched")
             ts = _ts(reply.get("ts"), "reply")
             edited = _ts((reply.get("edited") or {}).get("ts", 0), "edit")
             if ts >= now:
@@ -259,7 +259,7 @@ class SlackSync:
         for msg in messages:
             text = (msg.get("text") or "").strip()
             if msg.get("subtype") in SKIPPED_SUBTYPES or not text:
-                counts.add(skipped=1)
+                counts.add("messages_skipped")
                 continue
             docs.append(self._document(channel, access, msg, text))
         return docs

@@ -38,13 +38,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dagster import get_dagster_logger
+from pydantic import Field
 
-from sync_pipelines import clock
 from sync_pipelines.documents import ACCESS_ALL, Document
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError, SourceAuthError, SourceError
+from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.jira.client import JiraClient
-from sync_pipelines.sources.options import minutes, project_keys
+from sync_pipelines.sources.options import Minutes, OptionsModel, ProjectKeys
 from sync_pipelines.sources.tempo.client import TempoClient
 
 SOURCE = "tempo"
@@ -52,30 +53,16 @@ ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b")
 log = get_dagster_logger(__name__)
 
 
-@dataclass(frozen=True)
-class TempoOptions:
-    jira_connection: str | None = None  # None: the Jira connection with the same id
-    active_projects: tuple[str, ...] = ()  # empty: the projects the Jira account can see
-    overlap_minutes: float = 2.0
+class TempoOptions(OptionsModel):
+    """A Tempo connection's options (the module docstring says what each does)."""
 
-    @classmethod
-    def from_connection(cls, options: dict) -> TempoOptions:
-        unknown = set(options) - {"jira_connection", "active_projects", "overlap_minutes"}
-        if unknown:
-            raise ValueError(f"unknown tempo options {sorted(unknown)}")
-        jira = options.get("jira_connection")
-        if jira is not None and (not isinstance(jira, str) or not jira):
-            raise ValueError("tempo option 'jira_connection' must be a Jira connection id")
-        projects = project_keys(options, "active_projects", "tempo")
-        overlap = minutes(options, "overlap_minutes", "tempo", default=2)
-        return cls(jira, projects, overlap)
+    jira_connection: str | None = Field(default=None, min_length=1)  # None: the same id
+    active_projects: ProjectKeys = ()  # empty: the projects the Jira account can see
+    overlap_minutes: Minutes = 2.0
 
 
-@dataclass
-class TempoSyncResult:
-    documents: list[Document]
-    high_water_mark: float
-    mode: str
+@dataclass(kw_only=True)
+class TempoSyncResult(SyncResult):
     worklogs_fetched: int
     worklogs_skipped_inactive_project: int
     worklogs_skipped_unresolved: int
@@ -132,12 +119,8 @@ class TempoSync:
         self.caches = _Caches()
 
     def run(self, window: SyncWindow, high_water_mark: float | None, now: float | None = None):
-        now = clock.now_epoch() if now is None else now
-        upper = min(window.end_epoch, now)
-        incremental = high_water_mark is not None and high_water_mark < window.end_epoch
-        lower = window.start_epoch
-        if incremental:
-            lower = max(lower, high_water_mark - self.options.overlap_minutes * 60)
+        bounds = window.bounds(high_water_mark, self.options.overlap_minutes * 60, now)
+        lower, upper = bounds.lower, bounds.upper
         kept, fetched = [], 0
         for worklog in self.tempo.worklogs(updated_from=lower):
             fetched += 1
@@ -162,7 +145,7 @@ class TempoSync:
         return TempoSyncResult(
             documents=list(docs.values()),
             high_water_mark=upper,
-            mode="incremental" if incremental else "full",
+            mode=bounds.mode,
             worklogs_fetched=fetched,
             worklogs_skipped_inactive_project=inactive,
             worklogs_skipped_unresolved=unresolved,
