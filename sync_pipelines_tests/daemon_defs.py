@@ -16,9 +16,10 @@ from sync_pipelines.definitions import (
 )
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
+from sync_pipelines.sources.declaration import Cadence
 from sync_pipelines.sources.registry import declaration
 
-EVERY_MINUTE = replace(declaration("slack"), cadence_minutes=1, offset_minutes=0)
+EVERY_MINUTE = replace(declaration("slack"), schedule=Cadence(1, 0, 30))
 
 defs = Definitions(
     assets=[slack_asset, vector_index],

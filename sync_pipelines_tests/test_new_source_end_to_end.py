@@ -25,8 +25,8 @@ SOURCE = '''
 
 from sync_pipelines.documents import Document
 from sync_pipelines.paging import cursor_pages
-from sync_pipelines.sources.base import SyncOutcome, SyncResult
-from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.base import SyncResult
+from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
 from sync_pipelines.sources.options import Minutes, OptionsModel
 from sync_pipelines.sources.resource import SourceResourceBase
 
@@ -51,24 +51,22 @@ class WidgetsResult(SyncResult):
     widgets_fetched: int = 0
 
 
-def sync(context, connection, options, window, previous):
-    resource = context.resources.widgets
-    client = resource.client_for(connection)
-    bounds = window.bounds(previous.high_water_mark, options.overlap_minutes * 60)
+def sync(run):
+    bounds = run.window.bounds(run.mark, run.options.overlap_minutes * 60)
     result = WidgetsResult(documents=[], high_water_mark=bounds.upper, mode=bounds.mode)
     listing = cursor_pages(
-        client,
+        run.client,
         "/v1/widgets",
         items="widgets",
         cursor_out="next_cursor",
         cursor_in="cursor",
-        params={"updated_since": int(bounds.lower), "limit": resource.pages()},
+        params={"updated_since": int(bounds.lower), "limit": run.resource.pages()},
     )
     for widget in listing:
         result.widgets_fetched += 1
         if bounds.lower <= widget["updated"] < bounds.upper:
-            result.documents.append(document(connection.id, widget))
-    return SyncOutcome.from_result(result, client.stats)
+            result.documents.append(document(run.connection.id, widget))
+    return result
 
 
 def document(connection, widget):
@@ -93,9 +91,7 @@ SOURCE = SourceDeclaration(
     sync=sync,
     options=WidgetsOptions,
     description="Widgets changed in the window.",
-    cadence_minutes=120,
-    offset_minutes=17,
-    freshness_minutes=240,
+    schedule=Cadence(every_minutes=120, at_minute=17, stale_after_minutes=240),
     credentials_env={"token": "WIDGETS_TOKEN"},
     docs_url="https://docs.widgets.test/",
 )

@@ -11,6 +11,7 @@ from sync_pipelines import clock
 from sync_pipelines.metrics import metrics_table
 from sync_pipelines.resources import ConnectionRegistry
 from sync_pipelines.schedules import partition_days
+from sync_pipelines.sources.declaration import Cadence
 from sync_pipelines.sources.registry import declaration, declarations
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.freshness_daemon import (
@@ -34,10 +35,10 @@ def test_declarations_follow_the_design_and_stagger_starts():
     assert rows["notion"].cron == "11 * * * *"
     starts = [int(m) for r in declarations() for m in r.cron.split()[0].split(",")]
     assert len(starts) == len(set(starts)), "no two sources start at the same minute"
-    every_two_hours = replace(declaration("jira"), cadence_minutes=120, offset_minutes=7)
+    every_two_hours = replace(declaration("jira"), schedule=Cadence(120, 7, 240))
     assert every_two_hours.cron == "7 */2 * * *"
     with pytest.raises(ValueError, match="must divide 60"):
-        replace(declaration("jira"), cadence_minutes=25)
+        replace(declaration("jira"), schedule=Cadence(25, 5, 60))
 
 
 def test_yesterday_is_requested_only_just_after_midnight():

@@ -20,6 +20,7 @@ from sync_pipelines.connections import Connection, default_connections, load_reg
 from sync_pipelines.partitions import connections_partitions_name, partition_key
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sources import registry
+from sync_pipelines.sources.declaration import Cadence
 from sync_pipelines_tests.conftest import day
 
 PACKAGE = Path(sync_pipelines.__file__).parent
@@ -126,7 +127,7 @@ THROWAWAY = '''
 
 from sync_pipelines.resilience import CallStats
 from sync_pipelines.sources.base import SyncOutcome
-from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
 from sync_pipelines.sources.resource import SourceResourceBase
 
 
@@ -151,8 +152,8 @@ class WidgetsOptions:
         return cls(colour)
 
 
-def sync(context, connection, options, window, previous):
-    return SyncOutcome([], window.end_epoch, CallStats(), {"colour": options.colour})
+def sync(run):
+    return SyncOutcome([], run.window.end_epoch, CallStats(), {"colour": run.options.colour})
 
 
 SOURCE = SourceDeclaration(
@@ -161,9 +162,7 @@ SOURCE = SourceDeclaration(
     sync=sync,
     options=WidgetsOptions,
     description="Widgets of a throw-away vendor.",
-    cadence_minutes=120,
-    offset_minutes=17,
-    freshness_minutes=240,
+    schedule=Cadence(every_minutes=120, at_minute=17, stale_after_minutes=240),
     credentials_env={"token": "WIDGETS_TOKEN"},
     docs_url="https://docs.widgets.test/",
     group="crm",
@@ -252,6 +251,6 @@ def test_a_bad_declaration_is_refused_naming_what_is_wrong(widgets, monkeypatch)
     with pytest.raises(ValueError, match="widgets: group 'sales' must be one of"):
         replace(widgets, group="sales")
     with pytest.raises(ValueError, match="widgets: cadence 25 must divide 60"):
-        replace(widgets, cadence_minutes=25)
+        replace(widgets, schedule=Cadence(25, 17, 240))
     with pytest.raises(ValueError, match="source name 'Wid gets'"):
         replace(widgets, name="Wid gets")

@@ -1,7 +1,7 @@
 """The one asset shape every source shares: partitions, policies, cursor, files, metadata.
 
-A source declares itself (declaration.py) with a sync entry
-`(context, connection, options, window, previous) -> SyncOutcome`; this module turns it into a daily × connection partitioned asset that reads what earlier runs
+A source declares itself (declaration.py) with a sync entry `(SourceRun) -> SyncResult`; this
+module builds the connection's client with the source's resource, calls the entry, and turns it into a daily × connection partitioned asset that reads what earlier runs
 left (the partition's high-water mark, the connection's pending items) from run storage,
 writes the documents before reporting them, and records the figures the UI plots: per-day
 figures on each partition, the run's own ones named `run_*` (see figures.py).
@@ -11,7 +11,7 @@ figures on each partition, the run's own ones named `run_*` (see figures.py).
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from sync_pipelines.catalog import asset_owners, source_metadata
-from sync_pipelines.connections import CredentialError, RegistryError
+from sync_pipelines.connections import Connection, CredentialError, RegistryError
 from sync_pipelines.documents import Document
 from sync_pipelines.freshness import freshness_policy
 from sync_pipelines.metrics import peak_rss_mb
@@ -71,6 +71,25 @@ class Previous:
 
     high_water_mark: float | None = None
     pending: tuple[PendingItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """What a source's sync entry gets for one connection and window: the client the asset
+    built with the source's resource, the parsed options (None without an options model), what
+    earlier runs left, and the run's context (other resources, the log)."""
+
+    context: AssetExecutionContext
+    connection: Connection
+    resource: Any
+    client: Any
+    options: Any
+    window: SyncWindow
+    previous: Previous
+
+    @property
+    def mark(self) -> float | None:
+        return self.previous.high_water_mark
 
 
 @dataclass(kw_only=True)
@@ -159,6 +178,21 @@ def still_pending(
     return outcome.pending + [i for i in latest if i.doc_id not in known]
 
 
+def run_sync(spec, context, connection, options, window, previous) -> SyncOutcome:
+    """Build the connection's client, run the source's sync entry, close the client."""
+    resource = getattr(context.resources, spec.name)
+    client = resource.client_for(connection)
+    try:
+        result = spec.sync(
+            SourceRun(context, connection, resource, client, options, window, previous)
+        )
+    finally:
+        client.close()
+    if isinstance(result, SyncOutcome):
+        return result
+    return SyncOutcome.from_result(result, client.stats)
+
+
 def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
     @asset(
         name=spec.name,
@@ -173,7 +207,7 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
             "documents",
             *spec.extra_resource_keys,
         },
-        kinds=set(spec.kinds) | {"python"},
+        kinds=set(spec.kinds) | {spec.name, "python"},
         pool=spec.pool,
         tags={"sync/source": spec.name},
         owners=asset_owners(),
@@ -207,7 +241,7 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
                 )
                 options = spec.parse_options(connection)
                 previous = Previous(hwm, tuple(carried))
-                outcome = spec.sync(context, connection, options, window, previous)
+                outcome = run_sync(spec, context, connection, options, window, previous)
             # Rejected credentials and answers that will not change (404, 400, 410, 422, ...).
             except (SourcePermanentError, CredentialError, RegistryError, ValueError) as exc:
                 failures.append((label, exc, False))

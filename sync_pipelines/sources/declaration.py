@@ -15,12 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dagster import AssetExecutionContext, ConfigurableResource
+from dagster import ConfigurableResource
 
 from sync_pipelines.connections import Connection
 from sync_pipelines.documents import Document
-from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.sources.base import Previous, SyncOutcome
+from sync_pipelines.sources.base import SourceRun, SyncOutcome, SyncResult
 from sync_pipelines.sources.figures import document_time
 from sync_pipelines.sources.options import OptionsModel
 from sync_pipelines.sources.resource import SourceResourceBase
@@ -45,19 +44,23 @@ class SourceOptions(Protocol):
 
 
 class SyncEntry(Protocol):
-    """One connection's sync over a window: builds the client from the source's resource
-    (`context.resources.<name>`), runs the source's sync from the previous mark and pending
-    items, and answers with the shared result type. `options` is None without an options
-    model."""
+    """One connection's sync over a window. The shared asset builds the run's client with
+    the source's `client_for(connection)` (and closes it after), parses the options and reads
+    the previous mark and pending items; the entry answers with its SyncResult (turned into
+    metadata with the client's call counts) or, when it needs to add to them, a SyncOutcome."""
 
-    def __call__(
-        self,
-        context: AssetExecutionContext,
-        connection: Connection,
-        options: SourceOptions | None,
-        window: SyncWindow,
-        previous: Previous,
-    ) -> SyncOutcome: ...
+    def __call__(self, run: SourceRun) -> SyncResult | SyncOutcome: ...
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When a source's schedule runs and when its asset counts as stale: every
+    `every_minutes` (dividing 60, or whole hours dividing 24) from minute `at_minute` of the
+    hour, stale when not materialized for `stale_after_minutes`."""
+
+    every_minutes: int
+    at_minute: int
+    stale_after_minutes: int
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,12 @@ class SourceDeclaration:
     resource: type[ConfigurableResource]  # implementing SourceResource
     sync: SyncEntry
     description: str
-    cadence_minutes: int  # divides 60, or a whole number of hours dividing 24
-    offset_minutes: int  # minute of the hour (within the cadence) the schedule starts at
-    freshness_minutes: int  # stale when not materialized for this long
+    schedule: Cadence
     credentials_env: Mapping[str, str]
     docs_url: str  # the vendor API reference the sync is written against
     options: type[SourceOptions] | None = None
     group: str = "knowledge"
-    kinds: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()  # besides the source's own name, shown in the UI
     # Resources the sync reads besides its own (e.g. a source resolving ids through another).
     extra_resource_keys: frozenset[str] = frozenset()
     # The time that puts a document in its partition day (default: its timestamp).
@@ -104,6 +105,19 @@ class SourceDeclaration:
                 f"{self.name}: {self.resource.__name__}.ENV_PREFIX is "
                 f"{self.resource.ENV_PREFIX!r}, not {self.name.upper()!r}"
             )
+
+    @property
+    def cadence_minutes(self) -> int:
+        return self.schedule.every_minutes
+
+    @property
+    def offset_minutes(self) -> int:
+        """Minute of the hour (within the cadence) the schedule starts at."""
+        return self.schedule.at_minute
+
+    @property
+    def freshness_minutes(self) -> int:
+        return self.schedule.stale_after_minutes
 
     @property
     def pool(self) -> str:

@@ -153,8 +153,11 @@ class FirefliesClient(AbstractContextManager):
         self.page_size = page_size
         self.pages_read = 0
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.http.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def query(self, operation: str, query: str, variables: dict[str, Any]) -> dict:
         """One GraphQL operation; returns its `data` object."""

@@ -155,6 +155,9 @@ class SlackClient:
         self._limiters: dict[str, RateLimiter] = {}
         self._limiters_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Nothing to release: slack_sdk's WebClient opens a connection per request."""
+
     def _limiter(self, method: str) -> RateLimiter | None:
         limit = self._tier_limits.get(METHOD_TIERS.get(method, "tier3"))
         if limit is None:

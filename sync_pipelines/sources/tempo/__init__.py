@@ -4,13 +4,10 @@ Its sync needs two resources: `tempo`, and `jira` to resolve issue ids, author n
 active projects through the Jira connection the Tempo connection names.
 """
 
-from dagster import AssetExecutionContext
-
-from sync_pipelines.connections import Connection, RegistryError
-from sync_pipelines.partitions import SyncWindow
+from sync_pipelines.connections import RegistryError
 from sync_pipelines.resilience import CallStats
-from sync_pipelines.sources.base import Previous, SyncOutcome
-from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.base import SourceRun, SyncOutcome
+from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
 from sync_pipelines.sources.tempo.client import TempoResource
 from sync_pipelines.sources.tempo.sync import SOURCE as NAME
 from sync_pipelines.sources.tempo.sync import TempoOptions, TempoSync
@@ -30,32 +27,24 @@ def _total(*parts: CallStats) -> CallStats:
     return total
 
 
-def sync(
-    context: AssetExecutionContext,
-    connection: Connection,
-    options: TempoOptions,
-    window: SyncWindow,
-    previous: Previous,
-) -> SyncOutcome:
-    jira_id = options.jira_connection or connection.id
+def sync(run: SourceRun) -> SyncOutcome:
+    jira_id = run.options.jira_connection or run.connection.id
     try:
-        jira_connection = context.resources.connections.get(JIRA, jira_id)
+        jira_connection = run.context.resources.connections.get(JIRA, jira_id)
     except RegistryError as exc:
         raise ValueError(
-            f"tempo connection '{connection.id}' resolves issues through jira connection "
+            f"tempo connection '{run.connection.id}' resolves issues through jira connection "
             f"'{jira_id}' (option 'jira_connection'): {exc}"
         ) from exc
-    tempo = context.resources.tempo.client_for(connection)
-    jira = context.resources.jira.client_for(jira_connection)
+    jira = run.context.resources.jira.client_for(jira_connection)
     try:
-        result = TempoSync(tempo, jira, options, connection.id).run(
-            window, previous.high_water_mark
+        result = TempoSync(run.client, jira, run.options, run.connection.id).run(
+            run.window, run.mark
         )
     finally:
-        tempo.close()
         jira.close()
     return SyncOutcome.from_result(
-        result, _total(tempo.stats, jira.stats), jira_api_calls=jira.stats.api_calls
+        result, _total(run.client.stats, jira.stats), jira_api_calls=jira.stats.api_calls
     )
 
 
@@ -70,10 +59,7 @@ SOURCE = SourceDeclaration(
         "partitioned by the day the worklog was last updated; worklogs on inactive "
         "projects are skipped and counted."
     ),
-    cadence_minutes=60,
-    offset_minutes=41,
-    freshness_minutes=120,
+    schedule=Cadence(every_minutes=60, at_minute=41, stale_after_minutes=120),
     credentials_env={"token": "TEMPO_API_TOKEN"},
     docs_url="https://apidocs.tempo.io/",
-    kinds=frozenset({"tempo"}),
 )
