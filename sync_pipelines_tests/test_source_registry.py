@@ -254,3 +254,19 @@ def test_a_bad_declaration_is_refused_naming_what_is_wrong(widgets, monkeypatch)
         replace(widgets, schedule=Cadence(25, 17, 240))
     with pytest.raises(ValueError, match="source name 'Wid gets'"):
         replace(widgets, name="Wid gets")
+
+
+def test_the_code_location_loads_without_the_sandbox():
+    """The sandbox and its web stack are for the demo and the tests, never the code location."""
+    import subprocess
+
+    probe = (
+        "import sys, warnings; warnings.simplefilter('ignore'); "
+        "import sync_pipelines.definitions; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sync_pipelines_sandbox', 'starlette', 'uvicorn', 'graphql', 'h11'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
