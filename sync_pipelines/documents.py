@@ -1,4 +1,5 @@
-"""The normalized document every source produces, and the files that carry them to vector_index."""
+"""The normalized document every source produces, the tombstones that retract them, and the
+files that carry both to vector_index."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ DOCUMENT_COLUMNS = [
     "access",
     "metadata",
 ]
+# A documents file's rows are documents or tombstones: a tombstone row has `deleted` set, its
+# doc_id, reason and time, and no document fields. Files written before tombstones existed
+# lack these columns and hold documents only.
+TOMBSTONE_COLUMNS = ["deleted", "deleted_reason", "deleted_at"]
+FILE_COLUMNS = DOCUMENT_COLUMNS + TOMBSTONE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -91,34 +97,118 @@ class Document:
         )
 
 
-def documents_frame(docs: Iterable[Document]) -> pd.DataFrame:
-    """Documents as a DataFrame, one row per doc_id (the last version of a doc wins)."""
-    rows = {d.doc_id: d.to_row() for d in docs}
-    return pd.DataFrame(list(rows.values()), columns=DOCUMENT_COLUMNS)
+@dataclass(frozen=True)
+class Tombstone:
+    """A record the source says no longer exists (deleted, trashed, revoked, gone from a
+    listing): vector_index removes every vector of `doc_id`. `reason` names the signal;
+    `observed_at` (epoch seconds) is when the deletion happened or was seen, which settles a
+    clash with a document of the same id in one run (see `settle`)."""
+
+    doc_id: str
+    reason: str
+    observed_at: float
+
+    def to_row(self) -> dict:
+        row = dict.fromkeys(DOCUMENT_COLUMNS)
+        row.update(
+            doc_id=self.doc_id,
+            deleted=True,
+            deleted_reason=self.reason,
+            deleted_at=float(self.observed_at),
+        )
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Tombstone":
+        return cls(row["doc_id"], row["deleted_reason"], float(row["deleted_at"]))
+
+
+Entry = Document | Tombstone
+
+
+def settle(
+    documents: Iterable[Document], tombstones: Iterable[Tombstone]
+) -> tuple[list[Document], list[Tombstone]]:
+    """One entry per doc_id for a run's file: the last version of each document, the latest
+    tombstone of each id, and where an id has both, the later observation. A document whose
+    `timestamp_epoch` is after the tombstone's `observed_at` was restored or re-created after
+    the deletion was seen, so it stays; otherwise the deletion wins, ties included: showing
+    content someone removed is the worse error, and a restore is itself a change that
+    stamps the record with a later time."""
+    docs = {d.doc_id: d for d in documents}
+    deaths: dict[str, Tombstone] = {}
+    for tomb in tombstones:
+        seen = deaths.get(tomb.doc_id)
+        if seen is None or tomb.observed_at >= seen.observed_at:
+            deaths[tomb.doc_id] = tomb
+    for doc_id, tomb in list(deaths.items()):
+        doc = docs.get(doc_id)
+        if doc is None:
+            continue
+        if doc.timestamp_epoch > tomb.observed_at:
+            del deaths[doc_id]
+        else:
+            del docs[doc_id]
+    return list(docs.values()), list(deaths.values())
+
+
+def file_frame(
+    documents: Iterable[Document], tombstones: Iterable[Tombstone] = ()
+) -> pd.DataFrame:
+    """A run's documents and tombstones as one frame, one row per doc_id (see `settle`)."""
+    docs, deaths = settle(documents, tombstones)
+    alive = {"deleted": False, "deleted_reason": None, "deleted_at": None}
+    rows = [{**d.to_row(), **alive} for d in docs]
+    rows += [t.to_row() for t in deaths]
+    return pd.DataFrame(rows, columns=FILE_COLUMNS)
 
 
 class DocumentFiles:
-    """Parquet files of documents, one per source run, under `root/source/connection/`.
+    """Parquet files of documents and tombstones, one per source run, under
+    `root/source/connection/`.
 
     A source asset writes its documents here before it reports its materialization; the
     materialization's metadata carries the file path, so the event log is the queue that
-    vector_index reads from. Files are written to a temporary name and renamed, so a killed
-    run never leaves a half-written file behind.
+    vector_index reads from. Tombstones travel in the same file, so a deletion is queued
+    exactly like an edit, in the same order. Files are written to a temporary name and
+    renamed, so a killed run never leaves a half-written file behind.
     """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
-    def write(self, source: str, connection: str, run_id: str, docs: Sequence[Document]) -> Path:
+    def write(
+        self,
+        source: str,
+        connection: str,
+        run_id: str,
+        docs: Sequence[Document],
+        tombstones: Sequence[Tombstone] = (),
+    ) -> Path:
         folder = self.root / source / connection
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{run_id}.parquet"
         tmp = folder / f".{run_id}.{uuid.uuid4().hex}.tmp"
-        documents_frame(docs).to_parquet(tmp, index=False)
+        file_frame(docs, tombstones).to_parquet(tmp, index=False)
         os.replace(tmp, path)
         return path
 
     @staticmethod
-    def read(path: str | os.PathLike) -> list[Document]:
+    def read_entries(path: str | os.PathLike) -> list[Entry]:
+        """The file's documents and tombstones, in file order."""
         frame = pd.read_parquet(path)
-        return [Document.from_row(r) for r in frame.to_dict("records")]
+        if "deleted" not in frame.columns:
+            frame["deleted"] = False
+        return [
+            Tombstone.from_row(r) if r["deleted"] else Document.from_row(r)
+            for r in frame.to_dict("records")
+        ]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> list[Document]:
+        """The file's documents (its tombstones left out)."""
+        return [e for e in cls.read_entries(path) if isinstance(e, Document)]
+
+    @classmethod
+    def read_tombstones(cls, path: str | os.PathLike) -> list[Tombstone]:
+        return [e for e in cls.read_entries(path) if isinstance(e, Tombstone)]

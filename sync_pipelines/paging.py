@@ -95,7 +95,9 @@ def follow_cursor(
         if not more:
             return
         if not cursor:
-            raise MalformedResponseError(f"{where}: '{has_more}' is true but '{cursor_out}' is empty")
+            raise MalformedResponseError(
+                f"{where}: '{has_more}' is true but '{cursor_out}' is empty"
+            )
         seen.add(str(cursor), "cursor")
 
 

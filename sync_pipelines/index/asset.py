@@ -1,10 +1,10 @@
 """The `vector_index` asset: embeds and upserts whatever the sources landed since its last run.
 
-The event log is the queue: each source materialization names the document files it wrote, and
-vector_index keeps a cursor over those events in its own materialization metadata (see
-event_cursor.py for why it is more than a storage id). A failed or killed run records nothing,
-so the next run starts from the same events; the chunk ledger makes that replay cost only what
-was not yet upserted.
+The event log is the queue: each source materialization names the document files it wrote
+(documents and tombstones, applied in event order), and vector_index keeps a cursor over those
+events in its own materialization metadata (see event_cursor.py for why it is more than a
+storage id). A failed or killed run records nothing, so the next run starts from the same
+events; the chunk ledger makes that replay cost only what was not yet upserted or deleted.
 """
 
 
@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from sync_pipelines.catalog import asset_owners
-from sync_pipelines.documents import DocumentFiles
+from sync_pipelines.documents import DocumentFiles, Entry
 from sync_pipelines.errors import fail_fast
 from sync_pipelines.index.event_cursor import EventCursor, SourceEvent, select_pending
 from sync_pipelines.index.updater import IndexUpdater, latest_versions
@@ -74,9 +74,9 @@ def source_events(
     return events
 
 
-def _read_documents(paths: Sequence[str]) -> Iterator:
+def _read_entries(paths: Sequence[str]) -> Iterator[Entry]:
     for path in paths:
-        yield from DocumentFiles.read(path)
+        yield from DocumentFiles.read_entries(path)
 
 
 def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefinition:
@@ -96,7 +96,8 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
         owners=asset_owners(),
         description=(
             "Chunks, embeds and upserts the documents every source landed since the last run; "
-            "only new or changed chunks are embedded, vanished chunks are deleted."
+            "only new or changed chunks are embedded, vanished chunks and every chunk of a "
+            "tombstoned (deleted upstream) document are deleted."
         ),
     )
     @fail_fast
@@ -118,11 +119,13 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
             batch_documents=context.resources.vector_store.batch_documents,
             progress=lambda s: context.log.info(
                 f"{s.documents} documents: {s.chunks_embedded} chunks embedded, "
-                f"{s.chunks_skipped_unchanged} unchanged, {s.chunks_deleted} deleted"
+                f"{s.chunks_skipped_unchanged} unchanged, {s.chunks_deleted} deleted; "
+                f"{s.tombstones} tombstones: {s.documents_deleted} documents "
+                f"({s.vectors_deleted} vectors) deleted"
             ),
         )
-        stats = updater.apply(latest_versions(_read_documents(files)))
-        if stats.chunks_embedded or stats.chunks_deleted:
+        stats = updater.apply(latest_versions(_read_entries(files)))
+        if stats.chunks_embedded or stats.chunks_deleted or stats.vectors_deleted:
             store.compact()  # merge the small fragments each batch leaves (LanceDB)
         embed_stats = embedder.stats
         return MaterializeResult(

@@ -1,4 +1,4 @@
-"""Apply a set of documents to the vector store, embedding only what changed.
+"""Apply documents and tombstones to the vector store, embedding only what changed.
 
 Order of work makes a killed run safe: embed -> upsert -> record in the ledger, one write unit
 (at most `write_unit` chunks, recorded per store request) at a time, and delete from the store
@@ -6,6 +6,11 @@ Order of work makes a killed run safe: embed -> upsert -> record in the ledger, 
 upserted again next time (same ids, so no duplicates); nothing recorded is missing from the
 store. Because the next unit is embedded only once the last one is recorded, a kill wastes at
 most one unit of embedding inputs, not a whole batch of documents.
+
+A tombstone deletes every id the ledger knows for its document, by id (no metadata-filter
+delete, which Pinecone's serverless indexes refuse), then forgets them. Killed in between, the
+ledger still knows the ids and the replayed tombstone deletes them again (a no-op in the
+store) before forgetting; a tombstone for a document the ledger does not know does nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Sequence
 
-from sync_pipelines.documents import Document
+from sync_pipelines.documents import Document, Entry, Tombstone
 from sync_pipelines.index.chunking import Chunk, TextSplitter, chunk_document
 from sync_pipelines.index.embedders import Embedder
 from sync_pipelines.index.ledger import ChunkLedger
@@ -33,6 +38,9 @@ class IndexStats:
     chunks_embedded: int = 0
     chunks_skipped_unchanged: int = 0
     chunks_deleted: int = 0
+    tombstones: int = 0
+    documents_deleted: int = 0
+    vectors_deleted: int = 0
     upsert_requests: int = 0
     delete_requests: int = 0
     embed_seconds: float = 0.0
@@ -43,7 +51,8 @@ class IndexStats:
 
 
 class IndexUpdater:
-    """Turns documents into chunk upserts and deletes against one store and its ledger."""
+    """Turns documents and tombstones into chunk upserts and deletes against one store and
+    its ledger."""
 
     def __init__(
         self,
@@ -67,11 +76,13 @@ class IndexUpdater:
         self.stats = IndexStats()
         self._lock = threading.Lock()  # a store may report requests from several threads
 
-    def apply(self, documents: Iterable[Document]) -> IndexStats:
+    def apply(self, entries: Iterable[Entry]) -> IndexStats:
+        """Apply documents and tombstones in order: of several entries for one doc_id, the
+        last one is the document's state."""
         self.store.ensure_dimension(self.embedder.dimension)
-        batch: list[Document] = []
-        for doc in documents:
-            batch.append(doc)
+        batch: list[Entry] = []
+        for entry in entries:
+            batch.append(entry)
             if len(batch) >= self.batch_documents:
                 self._apply_batch(batch)
                 batch = []
@@ -79,7 +90,10 @@ class IndexUpdater:
             self._apply_batch(batch)
         return self.stats
 
-    def _apply_batch(self, docs: Sequence[Document]) -> None:
+    def _apply_batch(self, entries: Sequence[Entry]) -> None:
+        latest = latest_versions(entries)
+        docs = [e for e in latest if isinstance(e, Document)]
+        self._delete_documents([e for e in latest if isinstance(e, Tombstone)])
         chunks: list[Chunk] = []
         for doc in docs:
             chunks.extend(chunk_document(doc, self.splitter, self.embedder.signature))
@@ -102,6 +116,18 @@ class IndexUpdater:
         if self.progress is not None:
             self.progress(self.stats)
 
+    def _delete_documents(self, tombstones: Sequence[Tombstone]) -> None:
+        """Every vector of the tombstoned documents out of the store, then out of the ledger."""
+        self.stats.tombstones += len(tombstones)
+        known = self.ledger.ids_by_doc([t.doc_id for t in tombstones])
+        ids = sorted({vid for doc_ids in known.values() for vid in doc_ids})
+        if not ids:
+            return
+        self.stats.delete_requests += self.store.delete(ids)
+        self.ledger.forget(ids)
+        self.stats.documents_deleted += len(known)
+        self.stats.vectors_deleted += len(ids)
+
     def _write(self, unit: Sequence[Chunk]) -> None:
         """Embed, upsert and record one unit; each store request is recorded once accepted."""
         by_id = {c.vector_id: c for c in unit}
@@ -120,10 +146,11 @@ class IndexUpdater:
         self.stats.upsert_seconds += time.monotonic() - started
 
 
-def latest_versions(documents: Iterable[Document]) -> list[Document]:
-    """One document per doc_id, the last one seen winning (files are read oldest first)."""
-    latest: dict[str, Document] = {}
-    for doc in documents:
-        latest.pop(doc.doc_id, None)
-        latest[doc.doc_id] = doc
+def latest_versions(entries: Iterable[Entry]) -> list[Entry]:
+    """One entry per doc_id, the last one seen winning (files are read oldest first): a
+    document after a tombstone brings it back, a tombstone after a document deletes it."""
+    latest: dict[str, Entry] = {}
+    for entry in entries:
+        latest.pop(entry.doc_id, None)
+        latest[entry.doc_id] = entry
     return list(latest.values())

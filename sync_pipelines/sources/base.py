@@ -1,9 +1,10 @@
 """The one asset shape every source shares: partitions, policies, cursor, files, metadata.
 
 A source declares itself (declaration.py) with a sync entry `(SourceRun) -> SyncResult`; this
-module builds the connection's client with the source's resource, calls the entry, and turns it into a daily × connection partitioned asset that reads what earlier runs
-left (the partition's high-water mark, the connection's pending items) from run storage,
-writes the documents before reporting them, and records the figures the UI plots: per-day
+module builds the connection's client with the source's resource, calls the entry, and turns
+it into a daily × connection partitioned asset that reads what earlier runs left (the
+partition's high-water mark, the connection's pending items) from run storage, writes the
+documents and tombstones before reporting them, and records the figures the UI plots: per-day
 figures on each partition, the run's own ones named `run_*` (see figures.py).
 """
 
@@ -29,7 +30,7 @@ from dagster import (
 
 from sync_pipelines.catalog import asset_owners, source_metadata
 from sync_pipelines.connections import Connection, CredentialError, RegistryError
-from sync_pipelines.documents import Document
+from sync_pipelines.documents import Document, Tombstone, settle
 from sync_pipelines.freshness import freshness_policy
 from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.partitions import (
@@ -45,6 +46,7 @@ from sync_pipelines.sources import pending as pending_items
 from sync_pipelines.sources.figures import (
     DOCUMENTS_KEY,
     HWM_KEY,
+    TOMBSTONES_KEY,
     day_figures,
     run_figures,
 )
@@ -96,18 +98,21 @@ class SourceRun:
 class SyncResult:
     """What every source's sync answers; a source's subclass adds its own counters, which the
     asset reports as metadata under their names. `mode` is the window's ('full' or
-    'incremental', from `SyncWindow.bounds`); `pending` and `given_up` as in SyncOutcome."""
+    'incremental', from `SyncWindow.bounds`); `tombstones`, `pending` and `given_up` as in
+    SyncOutcome."""
 
     documents: list[Document]
     high_water_mark: float
     mode: str
+    tombstones: list[Tombstone] = field(default_factory=list)
     pending: list[PendingItem] = field(default_factory=list)
     given_up: list[PendingItem] = field(default_factory=list)
 
 
 @dataclass
 class SyncOutcome:
-    """A sync's answer: `pending` are items not written yet (fetch again next run),
+    """A sync's answer: `tombstones` are records the source says no longer exist (their
+    vectors leave the index), `pending` are items not written yet (fetch again next run),
     `given_up` items written flagged after waiting out pending.MAX_WAIT_S; `metadata` holds
     the run's own figures and labels."""
 
@@ -117,12 +122,13 @@ class SyncOutcome:
     metadata: dict[str, float | int | str] = field(default_factory=dict)
     pending: list[PendingItem] = field(default_factory=list)
     given_up: list[PendingItem] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
 
     @classmethod
     def from_result(cls, result, stats: CallStats, **extra) -> "SyncOutcome":
-        """From a source's result dataclass: its documents, mark and pending/given_up items
-        (if it has them), every other field (and `extra`) as metadata under its name."""
-        own = {"documents", "high_water_mark", "pending", "given_up"}
+        """From a source's result dataclass: its documents, mark, tombstones and pending/given_up
+        items (if it has them), every other field (and `extra`) as metadata under its name."""
+        own = {"documents", "high_water_mark", "pending", "given_up", "tombstones"}
         metadata = {
             f.name: getattr(result, f.name)
             for f in dataclasses.fields(result)
@@ -135,6 +141,7 @@ class SyncOutcome:
             {**metadata, **extra},
             list(getattr(result, "pending", [])),
             list(getattr(result, "given_up", [])),
+            list(getattr(result, "tombstones", [])),
         )
 
 
@@ -174,7 +181,7 @@ def still_pending(
     """The sync's pending items plus any another run of the connection added meanwhile
     (possible when the source's pool allows two runs at once), so none is lost."""
     known = {i.doc_id for i in carried} | {i.doc_id for i in outcome.pending}
-    known |= {d.doc_id for d in outcome.documents}
+    known |= {d.doc_id for d in outcome.documents} | {t.doc_id for t in outcome.tombstones}
     return outcome.pending + [i for i in latest if i.doc_id not in known]
 
 
@@ -249,9 +256,11 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
             except Exception as exc:  # transient after client retries: Dagster may retry the run
                 failures.append((label, exc, True))
                 continue
-            # One version per document, as the file holds: so the counts are the file's.
-            outcome.documents = list({d.doc_id: d for d in outcome.documents}.values())
-            path = files.write(spec.name, window.connection, context.run_id, outcome.documents)
+            # One entry per doc_id, as the file holds (documents.settle): the counts are the file's.
+            outcome.documents, outcome.tombstones = settle(outcome.documents, outcome.tombstones)
+            path = files.write(
+                spec.name, window.connection, context.run_id, outcome.documents, outcome.tombstones
+            )
             pending = still_pending(
                 outcome, carried, previous_pending(context, window.connection)
             )
@@ -262,6 +271,7 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
                 pending,
                 outcome.given_up,
                 spec.partition_time,
+                outcome.tombstones,
             )
             for day, figures in days.items():
                 per_partition[partition_key(day, window.connection)] = {
@@ -275,8 +285,10 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
                 else:
                     labels[name] = value
             totals[DOCUMENTS_KEY] = totals.get(DOCUMENTS_KEY, 0) + len(outcome.documents)
+            totals[TOMBSTONES_KEY] = totals.get(TOMBSTONES_KEY, 0) + len(outcome.tombstones)
             context.log.info(
-                f"{label}: {len(outcome.documents)} documents -> {path}, "
+                f"{label}: {len(outcome.documents)} documents, "
+                f"{len(outcome.tombstones)} tombstones -> {path}, "
                 f"{len(pending)} pending, {len(outcome.given_up)} written after waiting"
             )
         if failures:

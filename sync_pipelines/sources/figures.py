@@ -3,7 +3,7 @@
 Why: a run may materialize many partitions (a backfill of 11 days), and Dagster copies one
 MaterializeResult's metadata onto every one of them, so run totals would repeat on each day
 and a sum over partitions would be false. Per-day figures (documents written, the day's
-high-water mark, pending items) are therefore attributed to days here and added per
+high-water mark, pending items, tombstones) are therefore attributed to days here and added per
 partition; every other figure is the run's and carries the `run_` prefix.
 """
 
@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-from sync_pipelines.documents import Document
+from sync_pipelines.documents import Document, Tombstone
 from sync_pipelines.metrics import RUN_PREFIX
 from sync_pipelines.partitions import SyncWindow, day_end_epoch
 from sync_pipelines.sources.pending import PendingItem
 
 # Per-partition figures: their sum over a run's partitions is the run's figure.
 DOCUMENTS_KEY = "documents_written"
+TOMBSTONES_KEY = "tombstones_written"
 ROW_COUNT_KEY = "dagster/row_count"
 PENDING_COUNT_KEY = "pending_items"
 GIVEN_UP_KEY = "pending_given_up"
@@ -52,10 +53,13 @@ def day_figures(
     pending: Iterable[PendingItem],
     given_up: Iterable[PendingItem],
     partition_time: Callable[[Document], float] = document_time,
+    tombstones: Iterable[Tombstone] = (),
 ) -> dict[str, dict[str, float | int | str]]:
     """Each day of the window -> its figures. A day's mark is the lower of its end and the
-    run's mark, so a single-day run keeps the run's mark exactly."""
+    run's mark, so a single-day run keeps the run's mark exactly. A tombstone counts on the
+    day it was observed (the run's last day when observed now)."""
     written = Counter(partition_day(window, partition_time(d)) for d in documents)
+    deleted = Counter(partition_day(window, t.observed_at) for t in tombstones)
     waiting = Counter(partition_day(window, item.at) for item in pending)
     dropped = Counter(partition_day(window, item.at) for item in given_up)
     figures = {}
@@ -64,6 +68,7 @@ def day_figures(
         figures[day] = {
             DOCUMENTS_KEY: written[day],
             ROW_COUNT_KEY: written[day],
+            TOMBSTONES_KEY: deleted[day],
             HWM_KEY: mark,
             "high_water_mark_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mark)),
             PENDING_COUNT_KEY: waiting[day],
