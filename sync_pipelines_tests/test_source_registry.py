@@ -128,6 +128,7 @@ THROWAWAY = '''
 from sync_pipelines.resilience import CallStats
 from sync_pipelines.sources.base import SyncOutcome
 from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
+from sync_pipelines.sources.options import OptionsModel
 from sync_pipelines.sources.resource import SourceResourceBase
 
 
@@ -140,16 +141,8 @@ class WidgetsResource(SourceResourceBase):
         return self.http_client(connection)
 
 
-class WidgetsOptions:
-    def __init__(self, colour):
-        self.colour = colour
-
-    @classmethod
-    def from_connection(cls, options):
-        colour = options.get("colour", "blue")
-        if not isinstance(colour, str):
-            raise ValueError("widgets option 'colour' must be a string")
-        return cls(colour)
+class WidgetsOptions(OptionsModel):
+    colour: str = "blue"
 
 
 def sync(run):

@@ -29,20 +29,6 @@ GROUPS = ("knowledge", "crm")  # "crm" sources share a global run limit
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class SourceResource(Protocol):
-    """The resource of a source: configured once per deployment, it builds one client per
-    connection, applying the connection > resource base-URL precedence."""
-
-    def client_for(self, connection: Connection) -> Any: ...
-
-
-class SourceOptions(Protocol):
-    """A source's connection options, parsed and validated (errors name the option)."""
-
-    @classmethod
-    def from_connection(cls, options: dict) -> SourceOptions: ...
-
-
 class SyncEntry(Protocol):
     """One connection's sync over a window. The shared asset builds the run's client with
     the source's `client_for(connection)` (and closes it after), parses the options and reads
@@ -71,13 +57,13 @@ class SourceDeclaration:
     that do not set their own (resource.py has the precedence)."""
 
     name: str
-    resource: type[ConfigurableResource]  # implementing SourceResource
+    resource: type[SourceResourceBase]  # its client_for(connection) builds the run's client
     sync: SyncEntry
     description: str
     schedule: Cadence
     credentials_env: Mapping[str, str]
     docs_url: str  # the vendor API reference the sync is written against
-    options: type[SourceOptions] | None = None
+    options: type[OptionsModel] | None = None
     group: str = "knowledge"
     kinds: frozenset[str] = frozenset()  # besides the source's own name, shown in the UI
     # Resources the sync reads besides its own (e.g. a source resolving ids through another).
@@ -165,12 +151,10 @@ class SourceDeclaration:
             return f"{self.name} is disabled by {DISABLED_ENV}={os.environ[DISABLED_ENV]}"
         return None
 
-    def parse_options(self, connection: Connection) -> SourceOptions | None:
+    def parse_options(self, connection: Connection) -> OptionsModel | None:
         if self.options is None:
             return None
-        if issubclass(self.options, OptionsModel):
-            return self.options.from_connection(connection.options, self.name)
-        return self.options.from_connection(connection.options)
+        return self.options.from_connection(connection.options, self.name)
 
     def resource_from_env(self) -> ConfigurableResource:
         """The resource with its defaults: it reads `base_url_env` and `rate_env` itself when
