@@ -29,7 +29,13 @@ from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
 from sync_pipelines.sources.declaration import SourceDeclaration
-from sync_pipelines.sources.registry import declarations, names, source_assets
+from sync_pipelines.sources.reconcile import build_reconcile_job, build_reconcile_schedule
+from sync_pipelines.sources.registry import (
+    declarations,
+    names,
+    reconcile_assets,
+    source_assets,
+)
 
 _ASSET_SUFFIX = "_asset"
 
@@ -105,12 +111,15 @@ def build_definitions() -> Definitions:
     # As loaded: each source's page says whether the registry had an active connection for it.
     hints = connection_hints(names())
     assets = [with_metadata(a, {"connections": hints[n]}) for n, a in source_assets().items()]
+    reconciliations = reconcile_assets()
     resources = build_resources()
     vector_index = with_metadata(
-        build_vector_index(assets),
+        build_vector_index([*assets, *reconciliations.values()]),
         index_metadata(resources["embedder"], resources["vector_store"]),
     )
     sync_jobs = [source_sync_job(d, a) for d, a in zip(sources, assets)]
+    reconciling = [d for d in sources if d.name in reconciliations]
+    reconcile_jobs = [build_reconcile_job(d, reconciliations[d.name]) for d in reconciling]
     vector_index_automation = AutomationConditionSensorDefinition(
         "vector_index_automation",
         target=AssetSelection.assets(vector_index),
@@ -118,16 +127,22 @@ def build_definitions() -> Definitions:
         minimum_interval_seconds=30,
     )
     return Definitions(
-        assets=[*assets, vector_index],
+        assets=[*assets, vector_index, *reconciliations.values()],
         jobs=[
             *sync_jobs,
+            *reconcile_jobs,
             define_asset_job("vector_index_update", selection=AssetSelection.assets(vector_index)),
         ],
-        schedules=[build_source_schedule(d, j) for d, j in zip(sources, sync_jobs)],
+        schedules=[
+            *(build_source_schedule(d, j) for d, j in zip(sources, sync_jobs)),
+            *(build_reconcile_schedule(d, j) for d, j in zip(reconciling, reconcile_jobs)),
+        ],
         sensors=[
             build_connections_sensor(names()),
             vector_index_automation,
-            build_alerts_sensor(names()),
+            build_alerts_sensor(
+                names(), other_assets=[a.key.to_user_string() for a in reconciliations.values()]
+            ),
             dead_run_reaper,
         ],
         resources=resources,
@@ -136,5 +151,6 @@ def build_definitions() -> Definitions:
 
 defs = build_definitions()
 SOURCE_NAMES = names()
-*SOURCE_ASSETS, vector_index = defs.assets
+SOURCE_ASSETS = list(defs.assets[: len(SOURCE_NAMES)])
+vector_index = defs.assets[len(SOURCE_NAMES)]
 resources = defs.resources

@@ -1,5 +1,5 @@
-"""The normalized document every source produces, the tombstones that retract them, and the
-files that carry both to vector_index."""
+"""The normalized document every source produces, the tombstones that retract them, the
+listings that prove what still exists, and the files that carry them to vector_index."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ DOCUMENT_COLUMNS = [
 # doc_id, reason and time, and no document fields. Files written before tombstones existed
 # lack these columns and hold documents only.
 TOMBSTONE_COLUMNS = ["deleted", "deleted_reason", "deleted_at"]
-FILE_COLUMNS = DOCUMENT_COLUMNS + TOMBSTONE_COLUMNS
+# A listing row has `listed_ids` set; its doc_id column holds the listing's scope.
+LISTING_COLUMNS = ["listed_ids", "listed_from", "listed_to", "listed_at"]
+FILE_COLUMNS = DOCUMENT_COLUMNS + TOMBSTONE_COLUMNS + LISTING_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,69 @@ class Tombstone:
         return cls(row["doc_id"], row["deleted_reason"], float(row["deleted_at"]))
 
 
-Entry = Document | Tombstone
+@dataclass(frozen=True)
+class Listing:
+    """Proof of what exists: every record of `scope` (a doc_id prefix such as
+    '<source>:<connection>:', or narrower) whose partition time lies in [start, end) was
+    listed, completely, at `listed_at`, and `doc_ids` are the ones that exist. vector_index
+    deletes the documents it holds in that scope whose partition time lies in
+    [start, min(end, listed_at)) and that are not listed: absence is the only deletion signal
+    some APIs give. A source emits one only after every page of the listing was read without
+    error; a listing may over-include (ids outside the range are ignored) but must never miss
+    a record that exists."""
+
+    scope: str
+    start: float
+    end: float
+    doc_ids: frozenset[str]
+    listed_at: float
+    reason: str = "absent from the source's listing"
+
+    def __post_init__(self) -> None:
+        if not self.scope or not self.scope.endswith(":"):
+            raise ValueError(f"listing scope {self.scope!r} must be a doc_id prefix ending in ':'")
+        if not self.start < self.end:
+            raise ValueError(f"listing range [{self.start}, {self.end}) is empty")
+        object.__setattr__(self, "doc_ids", frozenset(self.doc_ids))
+
+    @property
+    def doc_id(self) -> str:
+        """The key a listing has in a file (its scope): two listings of one scope and range
+        in a run are merged by the source, not here."""
+        return self.scope
+
+    @property
+    def judged_until(self) -> float:
+        """The end of what the listing can judge: a record newer than the listing itself
+        may simply have been created after it."""
+        return min(self.end, self.listed_at)
+
+    def to_row(self) -> dict:
+        row = dict.fromkeys(DOCUMENT_COLUMNS)
+        row.update(
+            doc_id=self.scope,
+            deleted=False,
+            deleted_reason=self.reason,
+            listed_ids=sorted(self.doc_ids),
+            listed_from=float(self.start),
+            listed_to=float(self.end),
+            listed_at=float(self.listed_at),
+        )
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Listing":
+        return cls(
+            scope=row["doc_id"],
+            start=float(row["listed_from"]),
+            end=float(row["listed_to"]),
+            doc_ids=frozenset(row["listed_ids"]),
+            listed_at=float(row["listed_at"]),
+            reason=row["deleted_reason"] or "absent from the source's listing",
+        )
+
+
+Entry = Document | Tombstone | Listing
 
 
 def settle(
@@ -153,13 +217,18 @@ def settle(
 
 
 def file_frame(
-    documents: Iterable[Document], tombstones: Iterable[Tombstone] = ()
+    documents: Iterable[Document],
+    tombstones: Iterable[Tombstone] = (),
+    listings: Iterable[Listing] = (),
 ) -> pd.DataFrame:
-    """A run's documents and tombstones as one frame, one row per doc_id (see `settle`)."""
+    """A run's documents and tombstones as one frame, one row per doc_id (see `settle`),
+    then its listings: applied after the run's own documents, they judge only what the index
+    held before."""
     docs, deaths = settle(documents, tombstones)
     alive = {"deleted": False, "deleted_reason": None, "deleted_at": None}
     rows = [{**d.to_row(), **alive} for d in docs]
     rows += [t.to_row() for t in deaths]
+    rows += [item.to_row() for item in listings]
     return pd.DataFrame(rows, columns=FILE_COLUMNS)
 
 
@@ -184,25 +253,25 @@ class DocumentFiles:
         run_id: str,
         docs: Sequence[Document],
         tombstones: Sequence[Tombstone] = (),
+        listings: Sequence[Listing] = (),
     ) -> Path:
         folder = self.root / source / connection
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{run_id}.parquet"
         tmp = folder / f".{run_id}.{uuid.uuid4().hex}.tmp"
-        file_frame(docs, tombstones).to_parquet(tmp, index=False)
+        file_frame(docs, tombstones, listings).to_parquet(tmp, index=False)
         os.replace(tmp, path)
         return path
 
     @staticmethod
     def read_entries(path: str | os.PathLike) -> list[Entry]:
-        """The file's documents and tombstones, in file order."""
+        """The file's documents, tombstones and listings, in file order."""
         frame = pd.read_parquet(path)
         if "deleted" not in frame.columns:
             frame["deleted"] = False
-        return [
-            Tombstone.from_row(r) if r["deleted"] else Document.from_row(r)
-            for r in frame.to_dict("records")
-        ]
+        if "listed_ids" not in frame.columns:
+            frame["listed_ids"] = None
+        return [_entry(r) for r in frame.to_dict("records")]
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> list[Document]:
@@ -212,3 +281,20 @@ class DocumentFiles:
     @classmethod
     def read_tombstones(cls, path: str | os.PathLike) -> list[Tombstone]:
         return [e for e in cls.read_entries(path) if isinstance(e, Tombstone)]
+
+    @classmethod
+    def read_listings(cls, path: str | os.PathLike) -> list[Listing]:
+        return [e for e in cls.read_entries(path) if isinstance(e, Listing)]
+
+
+def _missing(value) -> bool:
+    """None, or the NaN a column of a file with no listing reads back as."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _entry(row: dict) -> Entry:
+    if row["deleted"]:
+        return Tombstone.from_row(row)
+    if not _missing(row["listed_ids"]):
+        return Listing.from_row(row)
+    return Document.from_row(row)

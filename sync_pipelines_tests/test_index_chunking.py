@@ -238,11 +238,21 @@ def test_hashes_stable_in_process_and_sensitive_to_what_matters():
     def hashes(doc=None, signature=SIGNATURE):
         return [c.content_hash for c in chunk_document(doc or make_doc(), SPLITTER, signature)]
 
+    def metadata_hashes(doc=None):
+        return {c.metadata_hash for c in chunk_document(doc or make_doc(), SPLITTER, SIGNATURE)}
+
     original = hashes()
-    assert all(a != b for a, b in zip(original, hashes(make_doc(access=("all",)))))
+    # A new access list is a metadata change: same vectors, new stored metadata.
+    assert hashes(make_doc(access=("all",))) == original
+    assert metadata_hashes(make_doc(access=("all",))).isdisjoint(metadata_hashes())
+    assert metadata_hashes(make_doc(url="https://elsewhere.test/x")).isdisjoint(metadata_hashes())
     assert all(a != b for a, b in zip(original, hashes(signature="openai:x:1536")))
     # Access order and case do not matter; the text does, chunk by chunk.
     assert hashes(make_doc(access=("bo@acme.test", "ANA@acme.test"))) == original
+    reordered = make_doc(access=("bo@acme.test", "ANA@acme.test"))
+    assert metadata_hashes(reordered) == metadata_hashes()
+    # The edit time alone is no change at all.
+    assert metadata_hashes(make_doc(updated_at="2030-01-01T00:00:00+00:00")) == metadata_hashes()
     text = make_doc().text
     edited = hashes(make_doc(text=text[:-20] + "changed at the end."))
     assert edited[0] == original[0] and edited[-1] != original[-1]

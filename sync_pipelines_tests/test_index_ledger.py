@@ -104,7 +104,9 @@ def test_rejects_unsupported_databases():
 
 
 class Indexer:
-    """The vector_index steps in miniature: embed new/changed chunks, delete vanished ones."""
+    """The vector_index steps in miniature: embed new/changed chunks (text or metadata; the
+    updater's in-place metadata path is tested in test_metadata_updates.py), delete vanished
+    ones."""
 
     def __init__(self, store, ledger, embedder):
         self.store, self.ledger, self.embedder = store, ledger, embedder
@@ -114,8 +116,13 @@ class Indexer:
     def sync(self, docs: list[Document], crash_before_record: bool = False) -> None:
         signature = self.embedder.signature
         chunks = [c for d in docs for c in chunk_document(d, self.splitter, signature)]
-        known = self.ledger.hashes([c.vector_id for c in chunks])
-        todo = [c for c in chunks if known.get(c.vector_id) != c.content_hash]
+        known = self.ledger.rows([c.vector_id for c in chunks])
+        todo = [
+            c
+            for c in chunks
+            if (row := known.get(c.vector_id)) is None
+            or (row.content_hash, row.metadata_hash) != (c.content_hash, c.metadata_hash)
+        ]
         if todo:
             vectors = self.embedder.embed([c.text for c in todo])
             self.embedded += len(todo)

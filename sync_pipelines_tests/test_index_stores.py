@@ -164,6 +164,51 @@ def test_lance_runs_in_separate_processes_see_each_other(lance, tmp_path):
     assert lance.ids() == {"child#0"}  # the same open store sees the other process's writes
 
 
+READER_A, READER_B = "a@x.test", "b@x.test"
+
+
+def narrowed(vector_id: str, **extra) -> tuple[str, dict]:
+    """The complete new metadata of a chunk once its access list is narrowed to A."""
+    return vector_id, record(vector_id, [1], access=(READER_A,), title="New", **extra).metadata
+
+
+def test_lance_update_metadata_in_place(lance):
+    lance.ensure_dimension(4)
+    lance.upsert([
+        record("shared#0", [1, 0, 0, 0], access=(READER_A, READER_B), title="Old", tags=["t"]),
+        record("other#0", [0.6, 0.8, 0, 0]),
+    ])
+    schema = lance._table.schema
+    (before,) = lance.query([1, 0, 0, 0], 1, SearchFilter([READER_B]))
+    assert before.id == "shared#0"
+    told = []
+    requests = lance.update_metadata([narrowed("shared#0"), narrowed("ghost#0")], told.append)
+    assert requests == 2  # the merge, then one read to learn which ids were held
+    assert told == [["shared#0"]]
+    assert lance.ids() == {"shared#0", "other#0"} and lance._table.schema == schema
+    assert lance.fetch_metadata(["shared#0"])["shared#0"] == narrowed("shared#0")[1]  # no tags
+    assert "shared#0" not in {m.id for m in lance.query([1, 0, 0, 0], 5, SearchFilter([READER_B]))}
+    (after,) = lance.query([1, 0, 0, 0], 1, SearchFilter([READER_A]))
+    assert after.id == "shared#0" and after.score == pytest.approx(before.score, abs=1e-6)
+    assert lance.query([0.6, 0.8, 0, 0], 1, SearchFilter([OUTSIDER]))[0].id == "other#0"
+
+
+def test_lance_update_metadata_batches(lance, monkeypatch):
+    from sync_pipelines.index.stores import lance as lance_module
+
+    monkeypatch.setattr(lance_module, "_ROWS_PER_WRITE", 2)
+    rng = np.random.default_rng(3)
+    lance.ensure_dimension(8)
+    lance.upsert([record(f"d{i}#0", unit(rng, 8)) for i in range(5)])
+    told = []
+    assert lance.update_metadata([narrowed(f"d{i}#0") for i in range(5)], told.append) == 3
+    assert told == [["d0#0", "d1#0"], ["d2#0", "d3#0"], ["d4#0"]]
+    found = lance.fetch_metadata([f"d{i}#0" for i in range(5)])
+    assert {m["title"] for m in found.values()} == {"New"}
+    assert LanceStore(lance.path).update_metadata([narrowed("d0#0")]) == 1
+    assert LanceStore(lance.path, table="none").update_metadata([narrowed("d0#0")]) == 0
+
+
 def test_build_store(tmp_path):
     assert isinstance(build_store("lance", path=tmp_path / "v"), LanceStore)
     with pytest.raises(ValueError, match="'faiss'"):
@@ -428,3 +473,79 @@ def test_pinecone_malformed_answers_forever_fail_naming_the_host(pine, sandbox, 
     assert sandbox.pinecone_host in message and "'test': describe_index_stats" in message
     assert "malformed answer after 3 attempts" in message
     assert sandbox.knobs.calls["describe_index_stats"] == 3
+
+
+def test_pinecone_update_metadata_patches_rewrites_and_skips(pine, sandbox):
+    rng = np.random.default_rng(5)
+    vectors = {name: unit(rng, DIM) for name in ("shared", "lost", "same")}
+    both = (READER_A, READER_B)
+    pine.upsert([
+        record("shared#0", vectors["shared"], access=both, title="Old", tags=["t"]),
+        record("lost#0", vectors["lost"], access=both, title="Old", tags=["t"]),
+        record("same#0", vectors["same"], access=(READER_A,), title="New", tags=["t"]),
+    ])
+    before = pine.query(vectors["shared"], 1, SearchFilter([READER_B]))[0]
+    sent, real_update = [], pine._index.update
+    pine._index.update = lambda **kwargs: sent.append(kwargs) or real_update(**kwargs)
+    told = []
+    requests = pine.update_metadata(
+        [narrowed("shared#0", tags=["t"]), narrowed("lost#0"), narrowed("same#0", tags=["t"]),
+         narrowed("ghost#0")],
+        told.append,
+    )
+    assert requests == 3 and told == [["same#0"], ["shared#0"], ["lost#0"]]
+    assert sandbox.knobs.calls["fetch"] == 1 and sandbox.knobs.calls["update"] == 1
+    assert sandbox.knobs.calls["upsert"] == 2  # the setup's, then lost#0 rewritten whole
+    # Only what changed travels: the text stays where it is.
+    assert [set(s["set_metadata"]) for s in sent] == [{"access", "title"}]
+    stored = sandbox.pinecone.vectors("test")
+    assert set(stored) == {"shared#0", "lost#0", "same#0"}  # ghost#0 not created
+    assert stored["shared#0"][1] == narrowed("shared#0", tags=["t"])[1]
+    assert stored["lost#0"][1] == narrowed("lost#0")[1]  # tags gone
+    for name, vector in vectors.items():
+        np.testing.assert_array_equal(np.asarray(stored[f"{name}#0"][0], np.float32), vector)
+    assert pine.query(vectors["shared"], 3, SearchFilter([READER_B])) == []
+    after = pine.query(vectors["shared"], 1, SearchFilter([READER_A]))[0]
+    assert after.id == "shared#0" and after.score == pytest.approx(before.score, abs=1e-6)
+    assert after.metadata["access"] == [READER_A]
+
+
+def test_pinecone_update_metadata_in_parallel_and_retried(pine, sandbox, fast_backoff):
+    records = big_records(120, text_bytes=10)
+    pine.upsert(records)
+    sandbox.knobs.inject("update", "malformed", count=2)  # the SDK does not retry these; we do
+    told = []
+    requests = pine.update_metadata([narrowed(r.id) for r in records], told.append)
+    assert requests == 2 + 120  # fetches of 100 ids, then one update per id
+    assert sorted(i for ids in told for i in ids) == sorted(r.id for r in records)
+    assert all(len(ids) == 1 for ids in told)
+    assert pine.retries == 2 and sandbox.knobs.calls["update"] == 122
+    found = pine.fetch_metadata([r.id for r in records])
+    assert all(m["access"] == [READER_A] and m["title"] == "New" for m in found.values())
+    assert pine.update_metadata([]) == 0
+
+
+def test_pinecone_update_metadata_bounds_requests_in_flight(sandbox):
+    sandbox.pinecone.reset(DIM)
+    store = PineconeStore(SANDBOX_PINECONE_KEY, sandbox.pinecone_host, max_workers=3)
+    records = big_records(12, text_bytes=10)
+    store.upsert(records)
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    real_update = store._index.update
+
+    def counting_update(**kwargs):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return real_update(**kwargs)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    store._index.update = counting_update
+    sandbox.knobs.latency_ms = 100
+    assert store.update_metadata([narrowed(r.id) for r in records]) == 1 + 12
+    sandbox.knobs.latency_ms = 0
+    assert 2 <= peak <= 3, "several updates in flight, never more than max_workers"

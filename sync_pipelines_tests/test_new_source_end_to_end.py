@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = '''
 """Widgets: every widget changed in the window, one document each."""
 
-from sync_pipelines.documents import Document
+from sync_pipelines import clock
+from sync_pipelines.documents import Document, Listing
 from sync_pipelines.paging import cursor_pages
 from sync_pipelines.sources.base import SyncResult
-from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
+from sync_pipelines.sources.declaration import Cadence, Reconciliation, SourceDeclaration
 from sync_pipelines.sources.options import Minutes, OptionsModel
 from sync_pipelines.sources.resource import SourceResourceBase
 
@@ -51,22 +52,33 @@ class WidgetsResult(SyncResult):
     widgets_fetched: int = 0
 
 
-def sync(run):
-    bounds = run.window.bounds(run.mark, run.options.overlap_minutes * 60)
-    result = WidgetsResult(documents=[], high_water_mark=bounds.upper, mode=bounds.mode)
-    listing = cursor_pages(
+def widgets(run, since):
+    return cursor_pages(
         run.client,
         "/v1/widgets",
         items="widgets",
         cursor_out="next_cursor",
         cursor_in="cursor",
-        params={"updated_since": int(bounds.lower), "limit": run.resource.pages()},
+        params={"updated_since": int(since), "limit": run.resource.pages()},
     )
-    for widget in listing:
+
+
+def sync(run):
+    bounds = run.window.bounds(run.mark, run.options.overlap_minutes * 60)
+    result = WidgetsResult(documents=[], high_water_mark=bounds.upper, mode=bounds.mode)
+    for widget in widgets(run, bounds.lower):
         result.widgets_fetched += 1
         if bounds.lower <= widget["updated"] < bounds.upper:
             result.documents.append(document(run.connection.id, widget))
     return result
+
+
+def list_ids(run):
+    """Deleted widgets just vanish from the listing: list what exists (a page error raises)."""
+    bounds, began = run.window.bounds(None), clock.now_epoch()
+    listed = widgets(run, bounds.lower)
+    ids = {Document.make_id("widgets", run.connection.id, w["id"]) for w in listed}
+    return [Listing(f"widgets:{run.connection.id}:", bounds.lower, bounds.upper, ids, began)]
 
 
 def document(connection, widget):
@@ -94,6 +106,7 @@ SOURCE = SourceDeclaration(
     schedule=Cadence(every_minutes=120, at_minute=17, stale_after_minutes=240),
     credentials_env={"token": "WIDGETS_TOKEN"},
     docs_url="https://docs.widgets.test/",
+    reconcile=Reconciliation(list_ids=list_ids, at_minute=17),
 )
 '''
 
@@ -110,6 +123,7 @@ class WidgetsState:
     def __init__(self, company):
         self.company = company
         self.tokens = {TOKEN}
+        self.deleted = set()
 
     def widgets(self):
         return [
@@ -117,7 +131,7 @@ class WidgetsState:
              "updated": int(float(m.ts))}
             for channel in self.company.chat_channels()
             for m in self.company.channel_messages(channel.id)
-            if m.text.strip()
+            if m.text.strip() and f"{channel.id}-{m.ts}" not in self.deleted
         ]
 
 
@@ -171,6 +185,16 @@ def expected_ids(company, start, end):
     }
 
 
+def delete_record(sandbox):
+    before = clock.now_epoch() - 3600
+    widget = max(
+        (w for w in WidgetsState(sandbox.company).widgets() if w["updated"] < before),
+        key=lambda w: w["updated"],
+    )
+    sandbox.widgets.deleted.add(widget["id"])
+    return f"widgets:acme:{widget['id']}"
+
+
 CONTRACT = SourceContract(
     name="widgets",
     asset=source_asset("widgets"),
@@ -183,6 +207,9 @@ CONTRACT = SourceContract(
     list_route="widgets",
     expected_ids=expected_ids,
     rate_budgets={"widgets": 2.0},
+    delete_record=delete_record,
+    deletion_seen_by="reconcile",
+    reconcile_route="widgets",
 )
 '''
 
@@ -221,8 +248,8 @@ def test_a_source_written_outside_the_repository_passes_the_whole_contract(tmp_p
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
-    # Every contract check (7), its contract-entry check and the error policy's (3).
-    assert passed >= 11, summary
+    # Every contract check (9), its contract-entry check and the error policy's (3).
+    assert passed >= 13, summary
     assert "skipped" not in summary and "failed" not in summary, summary
 
 

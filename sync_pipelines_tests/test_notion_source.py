@@ -161,9 +161,10 @@ def test_search_stops_at_window_start_and_skips_later_edits(notion):
     meta = notion.metadata(result, "notion")
     assert meta["run_pages_newer_than_window"] == len(newer) > 0
     calls = notion.sandbox.knobs.calls
-    # search stops with the page holding the first page older than the window
-    assert calls["search"] == math.ceil((len(newer) + len(in_day) + 1) / PAGE_SIZE)
-    assert calls["search"] < math.ceil(len(ws.pages) / PAGE_SIZE)
+    # search stops with the page holding the first page older than the window; then one
+    # search of the (empty) trash
+    assert calls["search"] == math.ceil((len(newer) + len(in_day) + 1) / PAGE_SIZE) + 1
+    assert calls["search"] - 1 < math.ceil(len(ws.pages) / PAGE_SIZE)
     # only the window's pages are read, each completely (all children pages, all nesting)
     assert calls["blocks.children.list"] == sum(list_calls(ws, p) for p in in_day)
     assert meta["run_api_calls"] == calls["search"] + calls["blocks.children.list"] + 1  # + users
@@ -188,7 +189,7 @@ def test_today_reruns_fetch_only_edits_and_keep_doc_ids(notion):
     since = max(epoch(0), mark - INCREMENTAL_OVERLAP_S)
     recent = ws.pages_edited_between(since, meta["high_water_mark"])
     assert set(docs) == {f"notion:acme:{p.id}" for p in recent}
-    assert notion.sandbox.knobs.calls["search"] == 1
+    assert notion.sandbox.knobs.calls["search"] == 2  # the pages, then the trash
 
 
 def test_an_edit_in_the_minute_of_the_last_run_is_not_lost(notion):
@@ -274,22 +275,26 @@ def test_401_on_a_block_read_fails_fast_naming_the_connection(notion):
     assert notion.sandbox.knobs.calls["blocks.children.list"] == 1
 
 
-def test_a_page_unshared_mid_run_is_counted_not_fatal(notion):
+def test_a_page_unshared_mid_run_is_a_tombstone_not_fatal(notion):
     ws = workspace(notion)
     in_day = ws.pages_edited_between(epoch(-1), epoch(0))
     victim = in_day[0]
     with client(notion) as racing:
         listed = racing.search_pages
 
-        def search_then_unshare():
-            pages = list(listed())
-            notion.sandbox.notion.unshare_page(victim.id)
+        def search_then_unshare(in_trash=False):
+            pages = list(listed(in_trash))
+            if not in_trash:
+                notion.sandbox.notion.unshare_page(victim.id)
             return iter(pages)
 
         racing.search_pages = search_then_unshare
-        result = NotionSync(racing, "acme").run(window(-1, -1), None)
+        result = NotionSync(racing, "acme").run(window(-1, -1), None, now=epoch(0) + 5)
     assert result.pages_vanished == 1
     assert {d.metadata["page_id"] for d in result.documents} == {p.id for p in in_day[1:]}
+    [tomb] = result.tombstones
+    assert (tomb.doc_id, tomb.reason) == (f"notion:acme:{victim.id}", "not_found_or_unshared")
+    assert tomb.observed_at == epoch(0) + 5  # the run's now
 
 
 def test_without_user_access_authors_are_user_ids(notion):

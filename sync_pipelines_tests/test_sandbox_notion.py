@@ -14,7 +14,7 @@ from notion_client.errors import APIResponseError
 
 from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company
-from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN
+from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN, iso
 from sync_pipelines_sandbox.notion.data import TEXT_BLOCK_TYPES, NotionWorkspace, minute_floor
 from sync_pipelines_sandbox.server import fixed_ports
 
@@ -268,6 +268,38 @@ def test_edit_page_updates_its_text_and_last_edited_time(sandbox, notion, worksp
     texts = [b["paragraph"]["rich_text"] for b in blocks if b["type"] == "paragraph"]
     assert texts[0][0]["plain_text"] == "Rewritten by the test ✏️"
     assert "Rewritten by the test ✏️" in workspace.page_lines(page.id)
+
+
+def test_trashed_pages_leave_search_but_not_the_trash_search_or_page_reads(
+    sandbox, notion, workspace
+):
+    page = min(workspace.pages.values(), key=lambda p: p.edited)
+    edited = sandbox.notion.trash_page(page.id)
+    assert edited == page.edited and abs(edited - clock.now_epoch()) < 5  # the move is an edit
+    live, _ = all_pages(notion, 100)
+    assert page.id not in {p["id"] for p in live} and len(live) == len(workspace.pages) - 1
+    assert page not in workspace.pages_edited_between(0, clock.now_epoch() + 60)
+
+    for flt in ({**PAGES_FILTER, "in_trash": True}, {"in_trash": True}):
+        trash = notion.search(filter=flt, sort=NEWEST_FIRST)
+        assert [p["id"] for p in trash["results"]] == [page.id] and trash["has_more"] is False
+        assert trash["results"][0]["in_trash"] is trash["results"][0]["archived"] is True
+    read = notion.pages.retrieve(page.id)
+    assert read["in_trash"] is read["archived"] is True
+    assert notion.blocks.children.list(page.id, page_size=100)["results"]  # still readable
+
+    for bad in ("yes", None):
+        answer = raw(
+            sandbox, "POST", "/v1/search", json={"filter": {**PAGES_FILTER, "in_trash": bad}}
+        )
+        assert answer.status_code == 400 and answer.json()["code"] == "validation_error"
+
+
+def test_a_trash_at_an_earlier_time_keeps_the_last_edit(sandbox, notion, workspace):
+    page = max(workspace.pages.values(), key=lambda p: p.edited)
+    before = page.edited
+    assert sandbox.notion.trash_page(page.id, at=before - 3600) == before
+    assert notion.pages.retrieve(page.id)["last_edited_time"] == iso(before)
 
 
 def test_unshared_pages_vanish_and_users_need_the_capability(sandbox, notion, workspace):

@@ -167,6 +167,56 @@ def test_delete_update_list_stats(index, sandbox):
     assert "docs" not in stats.namespaces and stats.total_vector_count == 1
 
 
+def test_update_as_documented(index, sandbox):
+    """By id: merges setMetadata, keeps values; an unknown id is a 200 that creates nothing.
+    By filter: metadata only, `dryRun` counts without writing."""
+    shared = {"id": "doc#0", "values": unit(6), "metadata": {"access": ["a@x", "b@x"], "t": "x"}}
+    index.upsert(vectors=[shared, *DOCS], namespace="docs")
+    by_b = {"access": {"$in": ["b@x"]}}
+    assert ids_for(index, by_b) == {"doc#0"}
+    index.update(id="doc#0", set_metadata={"access": ["a@x"]}, namespace="docs")
+    assert ids_for(index, by_b) == set() and ids_for(index, {"access": "a@x"}) == {"doc#0"}
+    values, metadata = sandbox.pinecone.vectors("docs")["doc#0"]
+    assert values == pytest.approx(unit(6)) and metadata == {"access": ["a@x"], "t": "x"}
+
+    assert index.update(id="ghost#0", set_metadata={"t": "y"}, namespace="docs") is not None
+    assert index.update(id="doc#0", set_metadata={"t": "y"}, namespace="elsewhere")
+    assert "ghost#0" not in sandbox.pinecone.vectors("docs")
+    assert sandbox.pinecone.vectors("elsewhere") == {}
+    assert sandbox.knobs.calls["update"] == 3
+    assert sandbox.pinecone.request_log.count(("update", 1)) == 3
+
+    slack = {"source": "slack"}
+    dry = index.update(filter=slack, set_metadata={"seen": True}, namespace="docs", dry_run=True)
+    assert dry.matched_records == 3 and ids_for(index, {"seen": True}) == set()
+    done = index.update(filter=slack, set_metadata={"seen": True}, namespace="docs")
+    assert done.matched_records == 3 and ids_for(index, {"seen": True}) == {
+        "slack#1", "slack#2", "slack#3"
+    }
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"setMetadata": {"t": "y"}}, "Exactly one of id or filter"),
+        ({"id": "doc#0", "filter": {"t": "x"}}, "Exactly one of id or filter"),
+        ({"filter": {"t": "x"}, "values": unit(0)}, "only be updated by id"),
+        ({"filter": {}, "setMetadata": {"t": "y"}}, "at least one condition"),
+        ({"id": "doc#0", "setMetadata": {"t": None}}, "must be a string"),
+        ({"id": "doc#0", "values": [1.0]}, "dimension"),
+        ({"id": "doc#0", "setMetadata": {"t": "x" * 41_000}}, "exceeds the limit of 40960"),
+        ({"id": "doc#0", "setMetadata": {"u": "x" * 40_945}}, "would exceed 40960"),  # merged
+    ],
+)
+def test_update_refuses_what_pinecone_refuses(index, sandbox, body, message):
+    index.upsert(vectors=[{"id": "doc#0", "values": unit(0), "metadata": {"t": "x"}}])
+    headers = {"Api-Key": SANDBOX_PINECONE_KEY}
+    answer = httpx.post(f"{sandbox.pinecone_host}/vectors/update", json=body, headers=headers)
+    assert answer.status_code == 400 and answer.json()["code"] == 3
+    assert message in answer.json()["message"]
+    assert sandbox.pinecone.vectors("")["doc#0"] == (pytest.approx(unit(0)), {"t": "x"})
+
+
 def test_request_size_limit_245_fit_246_do_not(index, sandbox):
     sandbox.pinecone.reset(dimension=1536)
     metadata = {"text": "x" * (2000 - len('{"text":""}'))}

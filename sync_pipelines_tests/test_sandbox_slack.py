@@ -17,7 +17,7 @@ from sync_pipelines_sandbox.__main__ import main as sandbox_main
 from sync_pipelines_sandbox.company import Company, ts_to_us, us_to_ts
 from sync_pipelines_sandbox.knobs import Knobs
 from sync_pipelines_sandbox.server import Sandbox, fixed_ports
-from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN, TOMBSTONE_TEXT
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +281,55 @@ def test_state_mutations_show_up_in_the_api(client, sandbox):
     outsider = channel(sandbox, "watercooler")
     sandbox.slack.add_member(outsider.id, sandbox.company.bot.user_id)
     assert client.conversations_history(channel=outsider.id, limit=1)["messages"]
+
+
+def served_ts(client, channel_id) -> list[str]:
+    return [m["ts"] for m in page_history(client, channel_id, limit=999)]
+
+
+def test_deletions_behave_as_slacks(client, sandbox):
+    ch, parent = a_thread(sandbox)
+    log = sandbox.company.log(ch.id)
+    lone = next(log.top[k] for k in log.keys if k not in log.threads)
+    sandbox.slack.delete_message(ch.id, lone.ts)
+    assert lone.ts not in served_ts(client, ch.id)  # no trace left in history
+
+    first, *others = sandbox.company.thread_replies(ch.id, parent.ts)
+    sandbox.slack.delete_message(ch.id, first.ts)
+    thread = client.conversations_replies(channel=ch.id, ts=parent.ts)["messages"]
+    assert [m["ts"] for m in thread] == [parent.ts] + [m.ts for m in others]
+    assert thread[0]["reply_count"] == len(others)
+
+    sandbox.slack.delete_message(ch.id, parent.ts)  # replies remain: a tombstone stays
+    (tomb,) = [m for m in page_history(client, ch.id, limit=999) if m["ts"] == parent.ts]
+    assert tomb["subtype"] == "tombstone" and tomb["text"] == TOMBSTONE_TEXT
+    assert tomb["hidden"] is True and tomb["user"] == "USLACKBOT"
+    assert tomb["reply_count"] == len(others) and tomb["latest_reply"] == others[-1].ts
+    thread = client.conversations_replies(channel=ch.id, ts=parent.ts)["messages"]
+    assert thread[0]["subtype"] == "tombstone" and [m["ts"] for m in thread[1:]] == [
+        m.ts for m in others
+    ]
+
+    for reply in others:  # the tombstone goes with the thread's last reply
+        sandbox.slack.delete_message(ch.id, reply.ts)
+    assert parent.ts not in served_ts(client, ch.id)
+    with pytest.raises(SlackApiError, match="thread_not_found"):
+        client.conversations_replies(channel=ch.id, ts=parent.ts)
+    with pytest.raises(KeyError):
+        sandbox.slack.delete_message(ch.id, lone.ts)
+
+
+def test_chat_delete_deletes_only_the_bots_own_messages(client, sandbox):
+    ch = channel(sandbox, "general")
+    posted = client.chat_postMessage(channel=ch.id, text="to be retracted")["ts"]
+    assert client.chat_delete(channel=ch.id, ts=posted)["ts"] == posted
+    assert posted not in served_ts(client, ch.id)
+    bot = sandbox.company.bot.user_id
+    human = next(m for m in sandbox.company.channel_messages(ch.id) if m.user not in (None, bot))
+    for ts, error in ((human.ts, "cant_delete_message"), (posted, "message_not_found")):
+        with pytest.raises(SlackApiError) as caught:
+            client.chat_delete(channel=ch.id, ts=ts)
+        assert caught.value.response["error"] == error
 
 
 def test_json_and_query_params_are_accepted(sandbox):

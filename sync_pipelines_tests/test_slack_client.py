@@ -17,7 +17,9 @@ from sync_pipelines.sources.slack.sync import SlackOptions
 
 
 def client(options=None, **resource):
-    connection = Connection("acme", "slack", credentials={"token": "SLACK_T"}, options=options or {})
+    connection = Connection(
+        "acme", "slack", credentials={"token": "SLACK_T"}, options=options or {}
+    )
     return SlackResource(base_url="http://127.0.0.1:9/api/", **resource).client_for(connection)
 
 
@@ -210,6 +212,19 @@ def test_a_login_page_is_retried_a_few_times_then_named(scripted):
     assert len(server.paths) == 3 and "malformed answer after 3 attempts" in message
     assert "HTTP 200 (text/html" in message and "Sign in with SSO" in message
     assert "xoxb-test" not in message
+
+
+def test_a_page_saying_has_more_without_a_cursor_is_truncated_retried_then_named(scripted):
+    truncated = slack_json(ok=True, messages=[{"ts": "1.000001"}], has_more=True)
+    last = slack_json(ok=True, messages=[{"ts": "1.000002"}], has_more=False)
+    server, c = scripted(truncated, last)
+    assert [m["ts"] for m in c.paginate("conversations.history", "messages")] == ["1.000002"]
+    assert c.stats.retries == 1
+
+    server, c = scripted(truncated)
+    with pytest.raises(SourcePermanentError, match="has_more but no next_cursor"):
+        list(c.paginate("conversations.history", "messages", channel="C1"))
+    assert len(server.paths) == 3
 
 
 RATE_LIMITED = (

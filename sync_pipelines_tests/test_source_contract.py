@@ -1,5 +1,7 @@
 """The contract every source passes against its emulator: paging, 429, 5xx, an empty window,
-idempotent re-runs, bad credentials and month backfills in few runs."""
+idempotent re-runs, bad credentials, month backfills in few runs, and deletions: a record
+deleted in the emulator leaves the index after the sync or the reconciliation that sees it,
+and a listing that fails part-way deletes nothing."""
 
 import math
 import time
@@ -8,7 +10,10 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterEventType
 
+from dagster import materialize
+
 from sync_pipelines.documents import DocumentFiles
+from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines_tests.conftest import day, today
 from sync_pipelines.sources import registry
 from sync_pipelines_sandbox.contract import SourceContract, contract_for
@@ -117,6 +122,86 @@ def test_month_backfill_runs_in_at_most_three_runs(harness, source):
     result = harness.sync(source.asset, days)
     assert result.success
     assert len(result.asset_materializations_for_node(source.name)) == policy.max_partitions_per_run
+
+
+def reconcile_asset(source):
+    if source.name not in registry.reconcile_assets():
+        return None
+    return registry.reconcile_asset(source.name)
+
+
+def index(harness, source) -> dict:
+    """vector_index over the source's asset and its reconciliation, on the harness's store."""
+    upstream = [a for a in (source.asset, reconcile_asset(source)) if a is not None]
+    result = materialize(
+        [build_vector_index(upstream), *(a.to_source_asset() for a in upstream)],
+        selection=["vector_index"],
+        instance=harness.instance,
+        resources=harness.resources(),
+    )
+    return harness.metadata(result, "vector_index")
+
+
+def held(harness) -> set[str]:
+    """The documents the index holds: by its ledger and by the store itself."""
+    store = harness.vector_store.build()
+    in_store = {vid.split("#")[0] for vid in store.ids()}
+    in_ledger = {vid.split("#")[0] for vid in harness.vector_store.ledger(store).all_ids()}
+    assert in_store == in_ledger
+    return in_store
+
+
+def see_deletion(harness, source, days, raise_on_error=True):
+    """Run what shows the source's deletions: a re-sync of the days, or its reconciliation."""
+    if source.deletion_seen_by == "sync":
+        return harness.sync(source.asset, days, raise_on_error=raise_on_error)
+    return materialize(
+        [reconcile_asset(source)],
+        partition_key="acme",
+        instance=harness.instance,
+        resources=harness.resources(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def deletable(source) -> SourceContract:
+    assert source.delete_record is not None, f"{source.name}'s contract has no delete_record"
+    assert source.deletion_seen_by in {"sync", "reconcile"}
+    if source.deletion_seen_by == "reconcile":
+        assert reconcile_asset(source) is not None, f"{source.name} declares no reconciliation"
+    return source
+
+
+def test_a_record_deleted_upstream_leaves_the_index(harness, source):
+    source = deletable(source)
+    days, _, _ = data_range(source)
+    harness.sync(source.asset, days)
+    index(harness, source)
+    before = held(harness)
+    doc_id = source.delete_record(harness.sandbox)
+    assert doc_id in before, f"{doc_id} was never indexed"
+    see_deletion(harness, source, days)
+    meta = index(harness, source)
+    assert meta["documents_deleted"] == 1 and meta["chunks_embedded"] == 0
+    assert held(harness) == before - {doc_id}
+
+
+def test_a_listing_that_fails_part_way_deletes_nothing(harness, source):
+    source = deletable(source)
+    days, _, _ = data_range(source)
+    harness.sync(source.asset, days)
+    index(harness, source)
+    before = held(harness)
+    source.delete_record(harness.sandbox)
+    route = source.reconcile_route if source.deletion_seen_by == "reconcile" else source.list_route
+    assert route is not None, f"{source.name}'s contract names no listing route"
+    # Its first page is served; the second answers 400, which no retry changes.
+    harness.sandbox.knobs.inject(route, "400", count=50, after=1)
+    result = see_deletion(harness, source, days, raise_on_error=False)
+    assert not result.success
+    assert harness.sandbox.knobs.calls[route] >= 2, "the listing must have reached page 2"
+    assert index(harness, source)["documents_deleted"] == 0
+    assert held(harness) == before
 
 
 @pytest.mark.parametrize("name", SOURCES)

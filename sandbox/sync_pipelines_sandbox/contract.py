@@ -41,6 +41,13 @@ class SourceContract:
     bench_size: (company size in chat messages, days synced in one range run, page size)
         of the throughput bench: many more calls than the client's initial burst, within a
         few minutes at the vendor's rate (a smaller page size makes more calls).
+    delete_record: (sandbox) -> doc_id: deletes (or trashes) in the emulator one record that
+        a sync of `data_days` yields, as the vendor's own UI would, and answers its doc_id.
+    deletion_seen_by: "sync" when a re-run of the record's day shows the deletion (a
+        signal or the day's complete listing), "reconcile" when only the source's
+        reconciliation does.
+    reconcile_route: the knob route of the reconciliation's listing call (faults are
+        injected there to show a failed listing deletes nothing); None without one.
     """
 
     name: str
@@ -54,6 +61,9 @@ class SourceContract:
     data_days: tuple[int, int] = (-3, 0)
     rate_budgets: dict[str, float] = field(default_factory=dict)
     bench_size: tuple[int, int, int] = (3000, 2, 100)
+    delete_record: Callable[[Sandbox], str] | None = None
+    deletion_seen_by: str = "reconcile"
+    reconcile_route: str | None = None
 
 
 class MissingContract(LookupError):

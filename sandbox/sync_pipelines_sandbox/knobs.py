@@ -67,7 +67,7 @@ class Knobs:
         self.count_429: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._windows: dict[str, deque[float]] = {}
-        self._injected: dict[str, deque[Fault]] = {}
+        self._injected: dict[str, deque[Fault | None]] = {}  # None: let one through
         self._seed = seed
         self._rng = random.Random(seed)
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
@@ -84,12 +84,16 @@ class Knobs:
             self._seed = value
             self._rng = random.Random(value)
 
-    def inject(self, route: str, kind: str, count: int = 1, retry_after: int = 1) -> None:
-        """Make the next `count` requests to `route` fail as `kind` (one of INJECT_KINDS)."""
+    def inject(
+        self, route: str, kind: str, count: int = 1, retry_after: int = 1, after: int = 0
+    ) -> None:
+        """Make the next `count` requests to `route` fail as `kind` (one of INJECT_KINDS),
+        once `after` more requests were served (e.g. after=1: the listing's second page)."""
         if kind not in INJECT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use {INJECT_KINDS}")
         with self._lock:
             queue = self._injected.setdefault(route, deque())
+            queue.extend([None] * after)
             queue.extend(Fault(kind, max(1, int(retry_after))) for _ in range(count))
 
     def reset(self) -> None:
@@ -117,6 +121,7 @@ class Knobs:
             return fault
 
     def _next_injected(self, route: str) -> Fault | None:
+        """The next injected fault, or None (nothing injected, or a request let through)."""
         queue = self._injected.get(route)
         return queue.popleft() if queue else None
 

@@ -86,6 +86,15 @@ def _validate_metadata(vector_id: str, metadata: Any) -> dict:
     return metadata
 
 
+def _merged(vector_id: str, metadata: dict, patch: dict) -> dict:
+    merged = {**metadata, **patch}
+    if metadata_bytes(merged) > MAX_METADATA_BYTES:
+        raise PineconeError(
+            f"Metadata of vector {vector_id!r} would exceed {MAX_METADATA_BYTES} bytes"
+        )
+    return merged
+
+
 def _namespace(body: Mapping[str, Any]) -> str:
     name = body.get("namespace") or ""
     return "" if name == DEFAULT_NAMESPACE else str(name)
@@ -327,23 +336,50 @@ class PineconeState:
         return {}
 
     def update(self, body: Mapping[str, Any]) -> dict:
-        vector_id = body.get("id")
+        """By id (values and/or setMetadata) or by filter (setMetadata only, `dryRun` counts).
+
+        setMetadata merges: keys it names are set, the others stay. An id the namespace
+        does not hold changes nothing and still answers 200, as documented.
+        """
+        if ("id" in body) == ("filter" in body):
+            raise PineconeError("Exactly one of id or filter must be provided")
+        if "filter" in body:
+            return self._update_by_filter(body)
+        vector_id = body["id"]
         if not isinstance(vector_id, str) or not vector_id:
-            raise PineconeError("id must be provided")
+            raise PineconeError("id must be a non-empty string")
+        if len(vector_id) > MAX_ID_CHARS:
+            raise PineconeError(
+                f"Vector id length {len(vector_id)} exceeds the limit of {MAX_ID_CHARS}"
+            )
         values = self._values(vector_id, body["values"]) if body.get("values") else None
         patch = _validate_metadata(vector_id, body.get("setMetadata"))
         with self._lock:
             ns = self._namespaces.get(_namespace(body))
             record = ns.records.get(vector_id) if ns else None
             if record is not None:
-                metadata = {**record[1], **patch}
-                if metadata_bytes(metadata) > MAX_METADATA_BYTES:
-                    raise PineconeError(
-                        f"Metadata of vector {vector_id!r} would exceed {MAX_METADATA_BYTES} bytes"
-                    )
+                metadata = _merged(vector_id, record[1], patch)
                 ns.put(vector_id, record[0] if values is None else values, metadata)
             self._log("update", 1)
         return {}
+
+    def _update_by_filter(self, body: Mapping[str, Any]) -> dict:
+        flt = body["filter"]
+        if not flt:
+            raise PineconeError("filter must contain at least one condition")
+        self._check_filter(flt)
+        if body.get("values") or body.get("sparseValues"):
+            raise PineconeError("values and sparseValues can only be updated by id")
+        patch = _validate_metadata("(filter)", body.get("setMetadata"))
+        with self._lock:
+            ns = self._namespaces.get(_namespace(body)) or _Namespace()
+            matched = [v for v, (_, m) in ns.records.items() if pinecone_filter.matches(flt, m)]
+            if not body.get("dryRun"):
+                merged = {v: _merged(v, ns.records[v][1], patch) for v in matched}
+                for vector_id, metadata in merged.items():  # all or nothing
+                    ns.put(vector_id, ns.records[vector_id][0], metadata)
+            self._log("update", len(matched))
+        return {"matchedRecords": len(matched)}
 
     def list_ids(self, params: Mapping[str, str]) -> dict:
         """IDs in lexicographic order, `limit` (≤100) per page, opaque pagination token."""

@@ -112,10 +112,12 @@ def build_alerts_sensor(
     index_name: str = VECTOR_INDEX,
     name: str = "failure_alerts",
     minimum_interval_seconds: int = 30,
+    other_assets: Sequence[str] = (),
 ) -> SensorDefinition:
-    """A sensor alerting on failed runs of `source_names` and `index_name` and on sources
-    failing their freshness policy, once per failing subject, with one recovery message."""
-    watched = frozenset([*source_names, index_name])
+    """A sensor alerting on failed runs of `source_names`, `index_name` and `other_assets`
+    (the reconciliations) and on sources failing their freshness policy, once per failing
+    subject, with one recovery message."""
+    watched = frozenset([*source_names, index_name, *other_assets])
     freshness_limits = {name: declaration(name).freshness_minutes for name in source_names}
 
     @sensor(

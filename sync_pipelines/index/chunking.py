@@ -1,8 +1,9 @@
 """Split documents into token-bounded, overlapping chunks with stable ids and content hashes.
 
 The vector id `doc_id#chunk_n` is stable across re-syncs, so an unchanged document maps onto
-the same ids; the content hash (embedder, text, metadata) tells the ledger which of those ids
-need embedding again.
+the same ids. Two hashes tell the ledger what changed: the content hash (embedder, text) says
+which ids need embedding again, the metadata hash which only need their stored metadata
+replaced (an access list narrowed upstream, a new URL): that costs no embedding.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class Chunk:
     doc_id: str
     chunk_n: int
     text: str
-    content_hash: str
+    content_hash: str  # of what is embedded: the embedder and the text
     metadata: dict = field(default_factory=dict)
+    metadata_hash: str = ""  # of the stored metadata, text and HASH_EXEMPT fields aside
+    doc_time: float | None = None  # the document's partition time (Listing ranges judge it)
 
 
 class TextSplitter:
@@ -166,43 +169,59 @@ def _first_fitting(starts, text: str, max_tokens: int, counter: TokenCounter) ->
     return starts[lo] if lo < len(starts) else len(text)
 
 
-# When a document is edited only the chunks whose text (or real metadata) changed should be
-# embedded again; its edit time alone changes on every chunk, so it does not count.
+# When a document is edited, the chunks whose text is unchanged keep their stored metadata
+# unless a field that matters changed; its edit time alone changes on every chunk, so it does
+# not count (it is refreshed with the chunk's next real change).
 HASH_EXEMPT = frozenset({"updated_at"})
 
 
-def chunk_document(doc: Document, splitter: TextSplitter, embedder_signature: str) -> list[Chunk]:
-    """Chunks of one document, titled for retrieval, with store-safe metadata and hashes."""
+def chunk_document(
+    doc: Document,
+    splitter: TextSplitter,
+    embedder_signature: str,
+    doc_time: float | None = None,
+) -> list[Chunk]:
+    """Chunks of one document, titled for retrieval (so a new title is a new text), with
+    store-safe metadata and both hashes; `doc_time` is its partition time, kept in the ledger."""
     if not doc.text.strip():
         return []
     base = _document_metadata(doc)
+    meta_hash = metadata_hash(base)
     chunks = []
     for n, text in enumerate(splitter.split(doc.text, _title_prefix(doc, splitter))):
-        metadata = {**base, "chunk_n": n, "text": text}
         chunks.append(
             Chunk(
                 vector_id=f"{doc.doc_id}#{n}",
                 doc_id=doc.doc_id,
                 chunk_n=n,
                 text=text,
-                content_hash=content_hash(
-                    embedder_signature,
-                    text,
-                    {k: v for k, v in metadata.items() if k not in HASH_EXEMPT},
-                ),
-                metadata=metadata,
+                content_hash=content_hash(embedder_signature, text),
+                metadata={**base, "chunk_n": n, "text": text},
+                metadata_hash=meta_hash,
+                doc_time=doc_time,
             )
         )
     return chunks
 
 
-def content_hash(embedder_signature: str, text: str, metadata: dict) -> str:
-    payload = json.dumps(
-        [embedder_signature, text, metadata],
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def content_hash(embedder_signature: str, text: str) -> str:
+    """What decides re-embedding: the same text under the same embedder is the same vector."""
+    return _sha256([embedder_signature, text])
+
+
+def metadata_hash(metadata: dict) -> str:
+    return _sha256({k: v for k, v in metadata.items() if k not in HASH_EXEMPT})
+
+
+def legacy_content_hash(embedder_signature: str, chunk: Chunk) -> str:
+    """The one hash ledgers written before metadata hashes existed hold (embedder, text and
+    metadata together): a chunk that still matches it needs neither embedding nor update."""
+    metadata = {k: v for k, v in chunk.metadata.items() if k not in HASH_EXEMPT}
+    return _sha256([embedder_signature, chunk.text, metadata])
+
+
+def _sha256(value) -> str:
+    payload = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 

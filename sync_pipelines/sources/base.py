@@ -30,7 +30,7 @@ from dagster import (
 
 from sync_pipelines.catalog import asset_owners, source_metadata
 from sync_pipelines.connections import Connection, CredentialError, RegistryError
-from sync_pipelines.documents import Document, Tombstone, settle
+from sync_pipelines.documents import Document, Listing, Tombstone, settle
 from sync_pipelines.freshness import freshness_policy
 from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.partitions import (
@@ -98,13 +98,14 @@ class SourceRun:
 class SyncResult:
     """What every source's sync answers; a source's subclass adds its own counters, which the
     asset reports as metadata under their names. `mode` is the window's ('full' or
-    'incremental', from `SyncWindow.bounds`); `tombstones`, `pending` and `given_up` as in
-    SyncOutcome."""
+    'incremental', from `SyncWindow.bounds`); `tombstones`, `listings`, `pending` and
+    `given_up` as in SyncOutcome."""
 
     documents: list[Document]
     high_water_mark: float
     mode: str
     tombstones: list[Tombstone] = field(default_factory=list)
+    listings: list[Listing] = field(default_factory=list)
     pending: list[PendingItem] = field(default_factory=list)
     given_up: list[PendingItem] = field(default_factory=list)
 
@@ -112,7 +113,9 @@ class SyncResult:
 @dataclass
 class SyncOutcome:
     """A sync's answer: `tombstones` are records the source says no longer exist (their
-    vectors leave the index), `pending` are items not written yet (fetch again next run),
+    vectors leave the index), `listings` prove what exists in a scope and range (vector_index
+    deletes what it holds there that is not listed; documents.Listing), `pending` are items
+    not written yet (fetch again next run),
     `given_up` items written flagged after waiting out pending.MAX_WAIT_S; `metadata` holds
     the run's own figures and labels."""
 
@@ -123,12 +126,13 @@ class SyncOutcome:
     pending: list[PendingItem] = field(default_factory=list)
     given_up: list[PendingItem] = field(default_factory=list)
     tombstones: list[Tombstone] = field(default_factory=list)
+    listings: list[Listing] = field(default_factory=list)
 
     @classmethod
     def from_result(cls, result, stats: CallStats, **extra) -> "SyncOutcome":
         """From a source's result dataclass: its documents, mark, tombstones and pending/given_up
         items (if it has them), every other field (and `extra`) as metadata under its name."""
-        own = {"documents", "high_water_mark", "pending", "given_up", "tombstones"}
+        own = {"documents", "high_water_mark", "pending", "given_up", "tombstones", "listings"}
         metadata = {
             f.name: getattr(result, f.name)
             for f in dataclasses.fields(result)
@@ -142,6 +146,7 @@ class SyncOutcome:
             list(getattr(result, "pending", [])),
             list(getattr(result, "given_up", [])),
             list(getattr(result, "tombstones", [])),
+            list(getattr(result, "listings", [])),
         )
 
 
@@ -259,7 +264,12 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
             # One entry per doc_id, as the file holds (documents.settle): the counts are the file's.
             outcome.documents, outcome.tombstones = settle(outcome.documents, outcome.tombstones)
             path = files.write(
-                spec.name, window.connection, context.run_id, outcome.documents, outcome.tombstones
+                spec.name,
+                window.connection,
+                context.run_id,
+                outcome.documents,
+                outcome.tombstones,
+                outcome.listings,
             )
             pending = still_pending(
                 outcome, carried, previous_pending(context, window.connection)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from dagster import ConfigurableResource
 
 from sync_pipelines.connections import Connection
-from sync_pipelines.documents import Document
+from sync_pipelines.documents import Document, Listing
 from sync_pipelines.sources.base import SourceRun, SyncOutcome, SyncResult
 from sync_pipelines.sources.figures import document_time
 from sync_pipelines.sources.options import OptionsModel
@@ -49,6 +49,41 @@ class Cadence:
     stale_after_minutes: int
 
 
+class ListEntry(Protocol):
+    """A reconciliation's listing of one connection over the run's window (see
+    Reconciliation)."""
+
+    def __call__(self, run: SourceRun) -> list[Listing]: ...
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """How a source proves what still exists, for deletions its API shows only by absence.
+
+    `list_ids(run)` lists, with the cheapest call the API offers (ids and times only), every
+    record of the connection whose partition time lies in `run.window` (the last `days` UTC
+    days, today included) and answers Listings (documents.Listing: scope, range, ids, the
+    time the listing began). It must raise on any failed, malformed or truncated page: a
+    listing is only ever emitted complete, so an error deletes nothing. It runs on its own
+    schedule (daily at `at_hour`:`at_minute` UTC, staggered by source) and pool
+    (`<source>_reconcile`), never holding the sync's pool."""
+
+    list_ids: ListEntry
+    days: int = 30
+    at_hour: int = 3
+    at_minute: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.days <= 3660:
+            raise ValueError(f"reconciliation days {self.days} must be between 1 and 3660")
+        if not (0 <= self.at_hour < 24 and 0 <= self.at_minute < 60):
+            raise ValueError(f"reconciliation time {self.at_hour}:{self.at_minute} is no time")
+
+    @property
+    def cron(self) -> str:
+        return f"{self.at_minute} {self.at_hour} * * *"
+
+
 @dataclass(frozen=True)
 class SourceDeclaration:
     """One source. `credentials_env` maps each credential field to its standard environment
@@ -72,6 +107,9 @@ class SourceDeclaration:
     partition_time: Callable[[Document], float] = document_time
     # Connection options of the demo's sandbox connection (e.g. no client-side pacing).
     demo_options: Mapping[str, Any] = field(default_factory=dict)
+    # The periodic listing that finds records deleted without a signal (None: the sync's own
+    # signals are all there is).
+    reconcile: Reconciliation | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -109,6 +147,11 @@ class SourceDeclaration:
     def pool(self) -> str:
         """Concurrency pool of this source's API (one per API, see dagster.yaml/README)."""
         return f"{self.name}_api"
+
+    @property
+    def reconcile_pool(self) -> str:
+        """Reconciliations list the same API but never wait behind (or block) the syncs."""
+        return f"{self.name}_reconcile"
 
     @property
     def base_url_env(self) -> str:

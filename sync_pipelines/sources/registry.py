@@ -17,6 +17,7 @@ from dagster import AssetsDefinition
 import sync_pipelines.sources as sources_package
 from sync_pipelines.sources.base import build_source_asset
 from sync_pipelines.sources.declaration import SourceDeclaration
+from sync_pipelines.sources.reconcile import build_reconcile_asset
 
 DECLARATION_ATTR = "SOURCE"
 
@@ -61,7 +62,18 @@ def source_asset(name: str) -> AssetsDefinition:
     return source_assets()[declaration(name).name]
 
 
+@functools.cache
+def reconcile_assets() -> dict[str, AssetsDefinition]:
+    """The `<source>_reconcile` asset of each source that declares a reconciliation."""
+    return {d.name: build_reconcile_asset(d) for d in declarations() if d.reconcile is not None}
+
+
+def reconcile_asset(name: str) -> AssetsDefinition:
+    return reconcile_assets()[declaration(name).name]
+
+
 def refresh() -> None:
     """Forget what was discovered (after a folder was added to the search path)."""
     declarations.cache_clear()
     source_assets.cache_clear()
+    reconcile_assets.cache_clear()

@@ -6,6 +6,8 @@ arguments; the answer is projected from the company's meetings with exactly the 
 (aliases and fragments included). Fireflies' conventions: Bearer API key, `limit` at most 50,
 newest meetings first, offset paging by `skip`, errors as
 `{"errors": [{"message", "code", "friendly", "extensions": {"code", "status", ...}}]}`.
+A deleted meeting (`FirefliesState.delete_meeting`) is simply absent: no longer listed, and
+`transcript(id:)` answers `object_not_found`.
 A meeting still processing (see FirefliesData.add_meeting's `ready_at`) is listed with
 `meeting_info.summary_status` "processing" (Fireflies' documented MeetingInfo values:
 processing, processed, failed, skipped), no sentences and no summary; UNCONFIRMED: exactly
@@ -189,6 +191,11 @@ class FirefliesState:
         self.valid_keys = {api_key}
         self._pending: deque[FirefliesError] = deque()
         self._lock = threading.Lock()
+
+    def delete_meeting(self, meeting_id: str) -> None:
+        """The owner deletes a meeting: it leaves every listing, `transcript(id)` answers
+        object_not_found, and nothing else tells (Fireflies keeps no trace)."""
+        self.data.delete(meeting_id)
 
     def set_api_key(self, api_key: str) -> None:
         """Make `api_key` the only valid one (a rotated or revoked key)."""

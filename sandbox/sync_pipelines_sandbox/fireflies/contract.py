@@ -1,5 +1,8 @@
 """Fireflies' place in the source contract."""
 
+from datetime import datetime, time, timedelta, timezone
+
+from sync_pipelines import clock
 from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
 from sync_pipelines_sandbox.fireflies.data import FirefliesData
 from sync_pipelines.sources.fireflies.client import DOCUMENTED_RATE_PER_S, FirefliesResource
@@ -12,6 +15,19 @@ fireflies_asset = source_asset("fireflies")
 def expected_ids(company, start, end):
     meetings = FirefliesData.of(company).expected(start.timestamp(), end.timestamp())
     return {f"fireflies:acme:{m.id}" for m in meetings}
+
+
+def delete_record(sandbox) -> str:
+    """Deletes the newest meeting of a past day of `data_days` (Fireflies keeps no trace, so
+    only the day's listing shows it); answers its doc_id."""
+    first, _ = CONTRACT.data_days
+    midnight = datetime.combine(clock.today(), time(), timezone.utc)
+    start, end = (midnight + timedelta(days=first)).timestamp(), midnight.timestamp()
+    meetings = FirefliesData.of(sandbox.company).expected(start, end)
+    if not meetings:
+        raise LookupError("no meeting on a past day of the contract's data")
+    sandbox.fireflies.delete_meeting(meetings[0].id)
+    return f"fireflies:acme:{meetings[0].id}"
 
 
 CONTRACT = SourceContract(
@@ -31,4 +47,9 @@ CONTRACT = SourceContract(
     expected_ids=expected_ids,
     rate_budgets={"*": DOCUMENTED_RATE_PER_S},
     bench_size=(30000, 3, 50),
+    delete_record=delete_record,
+    # A re-run of the day lists it without the meeting; the daily reconciliation lists the
+    # same `transcripts` call, ids and dates only.
+    deletion_seen_by="sync",
+    reconcile_route="transcripts",
 )

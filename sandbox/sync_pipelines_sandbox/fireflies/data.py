@@ -492,6 +492,7 @@ class FirefliesData:
             meeting.version += 1
 
     def delete(self, meeting_id: str) -> None:
+        """Fireflies' deleteTranscript: gone from every listing, no trace kept."""
         with self.lock:
             meeting = self._meetings.pop(meeting_id)
             self._index.remove((meeting.date_ms, meeting_id))

@@ -6,7 +6,9 @@ error bodies, `deploymentType: "Cloud"` in serverInfo (the `jira` package gates
 `enhanced_search_issues` on it), the enhanced search `search/jql` with `nextPageToken` paging
 (no `total`, no `startAt`; the old `/search` answers 410 as on Cloud since 2025), the paged
 project search, issues and their comments, users (one by accountId, or in bulk) and myself.
-JQL is the subset in jira_jql.py.
+JQL is the subset in jql.py. An issue deleted on the site (`JiraState.delete_issue`) is gone
+from search and answers 404; a moved one (`move_issue`) has a new key, and its old key still
+reads it.
 
 Search pages are keyset cursors over the query's sort order, so an issue edited while a client
 pages moves to the end instead of shifting the pages. A search result carries at most
@@ -117,6 +119,12 @@ class JiraState:
         comment: str | None = None,
     ) -> JiraIssue:
         return self.site.edit_issue(key, summary, description, comment)
+
+    def delete_issue(self, id_or_key: str) -> JiraIssue:
+        return self.site.delete_issue(id_or_key)
+
+    def move_issue(self, id_or_key: str, project_key: str) -> JiraIssue:
+        return self.site.move_issue(id_or_key, project_key)
 
     def project_id(self, project: Project) -> str:
         everything = self.site.projects + self.site.archived_projects
@@ -454,8 +462,7 @@ def _read_token(token: Any, digest: str) -> tuple | None:
 
 
 def _issue(state: JiraState, id_or_key: str) -> JiraIssue:
-    site = state.site
-    issue = site.by_id.get(id_or_key) or site.issues.get(id_or_key.upper())
+    issue = state.site.find(id_or_key)
     if issue is None:
         raise JiraError(404, "Issue does not exist or you do not have permission to see it.")
     return issue

@@ -9,17 +9,21 @@ during the company's days (some earlier); nothing is stamped later than now - 60
 Besides the company's projects the site holds one archived project (`LEGACY`): archived
 projects are not listed by the project search and their issues are not searchable, but an
 issue is still readable by id. Tempo worklogs on it are how "inactive project" shows up.
+
+Tests can delete an issue (gone from search, 404 by id or key) or move it to another live
+project (same id, a new key there; its old key still finds it, as Jira keeps a moved issue's
+former keys), as a person would in Jira's UI.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
 
+from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company, Person, Project
 from sync_pipelines_sandbox.text import CUSTOMERS, SERVICES
 
@@ -188,6 +192,8 @@ class JiraSite:
         self.archived_projects: list[Project] = [ARCHIVED_PROJECT]
         self.issues: dict[str, JiraIssue] = {}  # by key
         self.by_id: dict[str, JiraIssue] = {}
+        self.former_keys: dict[str, str] = {}  # a moved issue's old key -> its id
+        self._last_number: dict[str, int] = {}  # per project: Jira never reuses a key
         self._next_comment = 20_000
         self._generate()
 
@@ -219,6 +225,8 @@ class JiraSite:
             issue = self._make_issue(rng, issue_id(index), key, project, int(updated * 1000))
             self.issues[key] = issue
             self.by_id[issue.id] = issue
+            last = self._last_number.get(project.key, 0)
+            self._last_number[project.key] = max(last, issue.number)
         # a couple of long discussions, longer than a search result shows
         for issue in rng.sample(list(self.issues.values())[: len(keys)], 2):
             while len(issue.comments) < 25:
@@ -294,6 +302,16 @@ class JiraSite:
         """Ground truth: searchable issues whose `updated` lies in [start, end) (epoch s)."""
         return [i for i in self.searchable() if start * 1000 <= i.updated_ms < end * 1000]
 
+    def find(self, id_or_key: str) -> JiraIssue | None:
+        """The issue with this id, key or former key (None: never existed, or deleted)."""
+        with self.lock:
+            key = id_or_key.upper()
+            return (
+                self.by_id.get(id_or_key)
+                or self.issues.get(key)
+                or self.by_id.get(self.former_keys.get(key, ""))
+            )
+
     def issue_text(self, issue: JiraIssue) -> str:
         return plain_text(issue.description, self.users)
 
@@ -308,7 +326,7 @@ class JiraSite:
         """A person edits an issue now (its `updated` becomes now); returns the issue."""
         with self.lock:
             issue = self.issues[key]
-            now_ms = max(time.time_ns() // 1_000_000, issue.updated_ms + 1)
+            now_ms = self._touch(issue)
             if summary is not None:
                 issue.summary = summary
             if description is not None:
@@ -324,8 +342,47 @@ class JiraSite:
                         now_ms,
                     )
                 )
-            issue.updated_ms = now_ms
             return issue
+
+    def delete_issue(self, id_or_key: str) -> JiraIssue:
+        """A person deletes an issue: it leaves search and reads (Jira keeps no trace);
+        returns it as it was."""
+        with self.lock:
+            issue = self._existing(id_or_key)
+            del self.issues[issue.key]
+            del self.by_id[issue.id]
+            for old in [k for k, i in self.former_keys.items() if i == issue.id]:
+                del self.former_keys[old]
+            return issue
+
+    def move_issue(self, id_or_key: str, project_key: str) -> JiraIssue:
+        """A person moves an issue to another live project: it keeps its id, takes the next
+        key there (its old key still finds it) and is updated now; returns it."""
+        with self.lock:
+            issue = self._existing(id_or_key)
+            target = next((p for p in self.projects if p.key == project_key), None)
+            if target is None or target is issue.project:
+                raise ValueError(f"cannot move {issue.key} to project {project_key!r}")
+            number = self._last_number.get(target.key, 0) + 1
+            self._last_number[target.key] = number
+            del self.issues[issue.key]
+            self.former_keys[issue.key] = issue.id
+            issue.project, issue.key = target, f"{target.key}-{number}"
+            self.issues[issue.key] = issue
+            self._touch(issue)
+            return issue
+
+    def _existing(self, id_or_key: str) -> JiraIssue:
+        issue = self.find(id_or_key)
+        if issue is None:
+            raise KeyError(f"no issue {id_or_key!r} on the site")
+        return issue
+
+    @staticmethod
+    def _touch(issue: JiraIssue) -> int:
+        """Stamp the issue updated now (later than before, even within a millisecond)."""
+        issue.updated_ms = max(int(clock.now_epoch() * 1000), issue.updated_ms + 1)
+        return issue.updated_ms
 
 
 _SITES: weakref.WeakKeyDictionary[Company, JiraSite] = weakref.WeakKeyDictionary()

@@ -171,7 +171,7 @@ def _clause(field: str, op: str, values: list[str], state: JiraState) -> Clause:
         searchable = {i.key for i in site.searchable()}
         ids, unknown = [], []
         for value in values:
-            issue = site.by_id.get(value) if field == "id" else site.issues.get(value.upper())
+            issue = site.by_id.get(value) if field == "id" else site.find(value)
             if issue is None or issue.key not in searchable:
                 unknown.append(value)
             else:

@@ -4,6 +4,9 @@ Served under `/v1/` so `notion_client.Client(base_url="http://127.0.0.1:PORT")` 
 Like Notion: Bearer auth and a `Notion-Version` header on every request; lists are
 `{object: "list", results, next_cursor, has_more, type, <type>: {}}`; search has no time
 filter, only a sort by `last_edited_time`; `page_size` above 100 is a 400 `validation_error`;
+trashed pages are left out of search unless `filter.in_trash` is true, which returns only them,
+while page reads still answer them with `in_trash` (and its older alias `archived`) set; a page
+deleted or no longer shared is gone from search and 404 `object_not_found` on every read;
 created/last-edited times are rounded down to the minute; from version 2025-09-03 databases
 appear as data sources (search type `page_or_data_source`, page parents `data_source_id`),
 before it as databases (`page_or_database`, `database_id`). Errors are
@@ -92,6 +95,10 @@ class NotionState:
 
     def unshare_page(self, page_id: str) -> None:
         self.workspace.unshare_page(page_id)
+
+    def trash_page(self, page_id: str, at: float | None = None) -> int:
+        """Move the page to the trash as a user would; returns its last_edited_time."""
+        return self.workspace.trash_page(page_id, at)
 
 
 # ------------------------------------------------------------------ serializers
@@ -193,8 +200,8 @@ def page_json(ws: NotionWorkspace, page: NotionPage, version: str) -> dict:
         "cover": None,
         "icon": None,
         "parent": _parent(ws, page, version),
-        "archived": False,
-        "in_trash": False,
+        "archived": page.in_trash,
+        "in_trash": page.in_trash,
         "is_locked": False,
         "properties": _properties(ws, page),
         "url": _url(page.title, page.id),
@@ -366,22 +373,37 @@ def _read_search_cursor(raw: Any) -> tuple[int, int]:
     return value >> 64, value & ((1 << 64) - 1)
 
 
+def _search_filter(flt: Any, db_object: str) -> tuple[set[str], bool]:
+    """The object types a search filter asks for and whether it asks for the trash: an
+    object filter (`property: "object"`, `value`), optionally with `in_trash`, or
+    `{in_trash}` alone."""
+    wanted = {"page", db_object}
+    if flt is None:
+        return wanted, False
+    flt = flt if isinstance(flt, dict) else {}
+    in_trash = flt.get("in_trash", False)
+    if not isinstance(in_trash, bool):
+        raise _validation(
+            "body failed validation: body.filter.in_trash should be a boolean, "
+            f"instead was `{json.dumps(in_trash)}`."
+        )
+    if set(flt) == {"in_trash"}:
+        return wanted, in_trash
+    value = flt.get("value")
+    if not (isinstance(value, str) and value in wanted) or flt.get("property") != "object":
+        raise _validation(
+            f'body failed validation: body.filter.value should be `"page"` or '
+            f'`"{db_object}"`, instead was `{json.dumps(value)}`.'
+        )
+    return {value}, in_trash
+
+
 # ------------------------------------------------------------------ endpoints
 def search(state: NotionState, body: dict, version: str) -> dict:
     ws = state.workspace
     size = page_size(body.get("page_size"), "body")
     db_object = "data_source" if version >= DATA_SOURCES_VERSION else "database"
-    wanted = {"page", db_object}
-    flt = body.get("filter")
-    if flt is not None:
-        value = flt.get("value") if isinstance(flt, dict) else None
-        known = isinstance(value, str) and value in wanted
-        if not known or flt.get("property") != "object":
-            raise _validation(
-                f'body failed validation: body.filter.value should be `"page"` or '
-                f'`"{db_object}"`, instead was `{json.dumps(value)}`.'
-            )
-        wanted = {value}
+    wanted, in_trash = _search_filter(body.get("filter"), db_object)
     descending = True
     sort = body.get("sort")
     if sort is not None:
@@ -399,12 +421,12 @@ def search(state: NotionState, body: dict, version: str) -> dict:
     with ws.lock:
         items: list[tuple[tuple[int, int], Callable[[], dict]]] = []
         if "page" in wanted:
-            for page in ws.shared_pages():
+            for page in ws.shared_pages(in_trash):
                 if query in page.title.lower():
                     items.append(
                         (_sort_key(page.edited, page.id), lambda p=page: page_json(ws, p, version))
                     )
-        if db_object in wanted:
+        if db_object in wanted and not in_trash:  # databases are never in the trash here
             for db in ws.databases.values():
                 if query in db.title.lower():
                     items.append(

@@ -1,5 +1,8 @@
 """Notion's place in the source contract."""
 
+from datetime import datetime, time, timedelta, timezone
+
+from sync_pipelines import clock
 from sync_pipelines_sandbox.notion.api import SANDBOX_NOTION_TOKEN
 from sync_pipelines_sandbox.notion.data import NotionWorkspace
 from sync_pipelines.sources.notion.client import DOCUMENTED_RATE_PER_S, NotionResource
@@ -23,6 +26,17 @@ def expected_ids(company, start, end):
     return {f"notion:acme:{page.id}" for page in pages}
 
 
+def delete_record(sandbox) -> str:
+    """Moves to the trash the live page of `data_days` edited longest ago, as a user would in
+    Notion; answers its doc_id."""
+    first, _ = CONTRACT.data_days
+    start = datetime.combine(clock.today() + timedelta(days=first), time(), timezone.utc)
+    pages = sandbox.notion.workspace.pages_edited_between(start.timestamp(), clock.now_epoch())
+    page = min(pages, key=lambda p: (p.edited, p.id))
+    sandbox.notion.trash_page(page.id)
+    return f"notion:acme:{page.id}"
+
+
 CONTRACT = SourceContract(
     name="notion",
     asset=notion_asset,
@@ -36,4 +50,8 @@ CONTRACT = SourceContract(
     expected_ids=expected_ids,
     rate_budgets={"*": DOCUMENTED_RATE_PER_S},
     bench_size=(6000, 1, 100),
+    delete_record=delete_record,
+    # The trash is a signal: a re-run's trash search tombstones the page.
+    deletion_seen_by="sync",
+    reconcile_route="search",
 )

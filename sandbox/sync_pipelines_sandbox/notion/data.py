@@ -109,6 +109,7 @@ class NotionPage:
     blocks: list[str] = field(default_factory=list)
     properties: dict = field(default_factory=dict)  # name -> ("select"|"people"|"date", value)
     shared: bool = True  # False once the integration lost access (deleted or unshared)
+    in_trash: bool = False  # moved to the trash: out of search, still readable with the flag
 
 
 def minute_floor(epoch: float) -> int:
@@ -165,9 +166,10 @@ class NotionWorkspace:
         return self._by_slack_user[slack_user_id]
 
     # ----------------------------------------------------------------- reads
-    def shared_pages(self) -> list[NotionPage]:
+    def shared_pages(self, in_trash: bool = False) -> list[NotionPage]:
+        """The pages search can return: the live ones, or (`in_trash`) the trashed ones."""
         with self.lock:
-            return [p for p in self.pages.values() if p.shared]
+            return [p for p in self.pages.values() if p.shared and p.in_trash == in_trash]
 
     def children(self, block_or_page_id: str) -> list[Block] | None:
         """Child blocks of a shared page or block, or None if the integration cannot see it."""
@@ -190,11 +192,9 @@ class NotionWorkspace:
         return "".join("@" + self.users[v].name if k == "user" else v for k, v in spans)
 
     def pages_edited_between(self, start: float, end: float) -> list[NotionPage]:
-        """Ground truth: shared pages whose reported last_edited_time is in [start, end)."""
+        """Ground truth: live shared pages whose reported last_edited_time is in [start, end)."""
         with self.lock:
-            return [
-                p for p in self.pages.values() if p.shared and start <= minute_floor(p.edited) < end
-            ]
+            return [p for p in self.shared_pages() if start <= minute_floor(p.edited) < end]
 
     def page_lines(self, page_id: str) -> list[str]:
         """Ground truth: plain text of every text block of a page, nested ones included, in
@@ -235,6 +235,16 @@ class NotionWorkspace:
         """The page is deleted or no longer shared with the integration: it and its blocks 404."""
         with self.lock:
             self.pages[page_id].shared = False
+
+    def trash_page(self, page_id: str, at: float | None = None) -> int:
+        """Someone moves the page to the trash now (or at `at`): search leaves it out, reads
+        still answer it with `in_trash` set; the move is its last edit (an `at` before that
+        edit leaves the time as it was). Returns its last_edited_time."""
+        with self.lock:
+            page = self.pages[page_id]
+            page.in_trash = True
+            page.edited = max(page.edited, int(clock.now_epoch() if at is None else at))
+            return page.edited
 
     def _add_block(
         self,

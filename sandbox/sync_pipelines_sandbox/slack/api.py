@@ -4,6 +4,11 @@ Served under `/api/` so `slack_sdk.WebClient(base_url=".../api/")` works unchang
 answers errors with HTTP 200 and `{"ok": false, "error": ...}` (except 429), cursors are opaque
 base64 strings, history is newest first with exclusive bounds unless `inclusive`, and thread
 replies only come from conversations.replies (continuation pages omit the parent).
+
+Deletions behave as Slack's (`SlackState.delete_message`, `chat.delete`): a message without
+replies leaves history; a parent with replies stays as subtype `tombstone` ("This message was
+deleted.") for them, and goes once its last reply is deleted; a deleted reply leaves the
+thread, whose reply_count drops.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ from sync_pipelines_sandbox.company import (
     Channel,
     ChannelLog,
     Company,
+    Message,
     ts_to_us,
 )
 from sync_pipelines_sandbox.emulator import Emulator
 
 SANDBOX_SLACK_TOKEN = "xoxb-sandbox-token"
 TEAM_URL = "https://acme-sandbox.slack.com/"
+TOMBSTONE_TEXT = "This message was deleted."
+SLACKBOT = "USLACKBOT"  # the author Slack gives a tombstone
 
 
 class SlackError(Exception):
@@ -69,6 +77,39 @@ class SlackState:
 
     def add_member(self, channel_id: str, user_id: str) -> None:
         self.company.add_member(channel_id, user_id)
+
+    def delete_message(self, channel_id: str, ts: str) -> None:
+        """Delete a message as Slack does (see the module docstring); KeyError if none."""
+        company = self.company
+        with company.lock:
+            log = company.log(channel_id)
+            key = ts_to_us(ts)
+            if key in log.replies:
+                _delete_reply(log, key)
+            elif key in log.threads:
+                parent = log.top[key]
+                log.top[key] = Message(parent.ts, SLACKBOT, TOMBSTONE_TEXT, subtype="tombstone")
+            elif key in log.top:
+                _drop_top(log, key)
+            else:
+                raise KeyError(f"no message {ts} in {channel_id}")
+
+
+def _drop_top(log: ChannelLog, key: int) -> None:
+    del log.top[key]
+    del log.keys[bisect.bisect_left(log.keys, key)]
+
+
+def _delete_reply(log: ChannelLog, key: int) -> None:
+    """A reply leaves its thread; a tombstone parent goes with its last reply, as in Slack."""
+    parent = ts_to_us(log.replies.pop(key).thread_ts)
+    thread = log.threads[parent]
+    thread.remove(key)
+    if thread:
+        return
+    del log.threads[parent]
+    if log.top[parent].subtype == "tombstone":
+        _drop_top(log, parent)
 
 
 # ------------------------------------------------------------------ parameter helpers
@@ -198,6 +239,8 @@ def _message_json(log: ChannelLog, key: int) -> dict:
     out: dict[str, Any] = {"type": "message"}
     if msg.subtype:
         out["subtype"] = msg.subtype
+    if msg.subtype == "tombstone":
+        out["hidden"] = True
     out["text"] = msg.text
     if msg.user:
         out["user"] = msg.user
@@ -446,6 +489,24 @@ def chat_post_message(state: SlackState, params: Mapping[str, Any]) -> dict:
         }
 
 
+def chat_delete(state: SlackState, params: Mapping[str, Any]) -> dict:
+    """A bot token deletes only the bot's own messages, as Slack's chat.delete."""
+    company = state.company
+    channel = _readable_channel(state, params)
+    ts = str(params.get("ts") or "")
+    with company.lock:
+        try:
+            msg = company.message(channel.id, ts)
+        except ValueError:  # not a ts at all
+            msg = None
+        if msg is None or msg.subtype == "tombstone":
+            raise SlackError("message_not_found")
+        if msg.user != company.bot.user_id:
+            raise SlackError("cant_delete_message")
+        state.delete_message(channel.id, ts)
+    return {"channel": channel.id, "ts": ts}
+
+
 def _json_param(params: Mapping[str, Any], name: str) -> Any:
     """`blocks`/`attachments` arrive as JSON text in form posts and as lists in JSON posts."""
     value = params.get(name)
@@ -468,6 +529,7 @@ METHODS: dict[str, Callable[[SlackState, Mapping[str, Any]], dict]] = {
     "users.info": users_info,
     "users.list": users_list,
     "chat.postMessage": chat_post_message,
+    "chat.delete": chat_delete,
 }
 
 

@@ -1,9 +1,12 @@
-"""Tempo Cloud REST v4 emulator: `GET /4/worklogs` as the Tempo source calls it.
+"""Tempo Cloud REST v4 emulator: `GET /4/worklogs` as the Tempo source calls it, and
+`GET /4/worklogs/{id}` (knob route "worklog"), which answers 404 for a deleted worklog as
+Tempo documents.
 
 Bearer-token auth, offset paging (`offset`, `limit` ≤ 5000) with `metadata.next` as an
 absolute URL (pointing at this emulator), filters `from`/`to` (work date, inclusive) and
 `updatedFrom` (date or UTC date-time, inclusive; Tempo has no updated-until), results in
-worklog id order, and Tempo's `{"errors": [{"message": ...}]}` error bodies. Issues are
+worklog id order, and Tempo's `{"errors": [{"message": ...}]}` error bodies. A deleted
+worklog (`TempoState.delete_worklog`) leaves no trace: it is only absent. Issues are
 referenced by Jira's numeric id only, as in Tempo's v4 API. Declared on the generic paged
 collection emulator (`sync_pipelines_sandbox.paged`): this module is Tempo's data mapping.
 """
@@ -23,6 +26,7 @@ from sync_pipelines_sandbox.paged import (
     Collection,
     OffsetLimit,
     PageSize,
+    Plain,
     RouteTable,
     Since,
 )
@@ -45,6 +49,9 @@ class TempoState:
         self, worklog_id: int, description: str | None = None, seconds: int | None = None
     ) -> Worklog:
         return self.store.edit_worklog(worklog_id, description, seconds)
+
+    def delete_worklog(self, worklog_id: int) -> Worklog:
+        return self.store.delete_worklog(worklog_id)
 
 
 def _stamp(epoch: int) -> str:
@@ -129,8 +136,19 @@ WORKLOGS = Collection(
     size=PageSize("limit", default=50, most=5000),
 )
 
+def _one_worklog(call: Call) -> dict:
+    """`GET /4/worklogs/{id}`: the worklog, or Tempo's 404 once it was deleted."""
+    raw = call.path_params["worklog_id"]
+    worklog = call.state.store.worklog(int(raw)) if raw.isdigit() else None
+    if worklog is None:
+        raise ApiError(404, f"Worklog with id {raw} does not exist")
+    return _worklog_json(worklog, call.base)
+
+
+WORKLOG = Plain(path="/4/worklogs/{worklog_id}", route="worklog", handle=_one_worklog)
+
 TABLE = RouteTable(
-    routes=(WORKLOGS,),
+    routes=(WORKLOGS, WORKLOG),
     error_body=lambda status, message: {"errors": [{"message": message}]},
     faults={
         "429": "Rate limit exceeded, retry later",

@@ -5,9 +5,9 @@ the Jira accounts of the company's people (plus one former employee Jira no long
 issues are the site's issues, referenced by numeric id as Tempo does. Some descriptions name
 the issue key, some do not, and a few name another issue ("see OPS-12"): a description is free
 text, only `issue.id` says which issue a worklog is on. A few worklogs are on the archived
-`LEGACY` project. `TempoWorklogs.of(company)` returns the one store of a
-company object, shared by the emulator and the tests. The count scales with the company's
-message count; nothing is stamped later than now - 60 s.
+`LEGACY` project. `TempoWorklogs.of(company)` returns the one store of a company object,
+shared by the emulator and the tests, which edit and delete worklogs in it. The count scales
+with the company's message count; nothing is stamped later than now - 60 s.
 """
 
 from __future__ import annotations
@@ -154,6 +154,10 @@ class TempoWorklogs:
         with self.lock:
             return [self.worklogs[i] for i in sorted(self.worklogs)]
 
+    def worklog(self, worklog_id: int) -> Worklog | None:
+        with self.lock:
+            return self.worklogs.get(worklog_id)
+
     def updated_between(self, start: float, end: float) -> list[Worklog]:
         """Ground truth: worklogs whose `updatedAt` lies in [start, end) (epoch seconds)."""
         return [w for w in self.ordered() if start <= w.updated < end]
@@ -192,6 +196,12 @@ class TempoWorklogs:
                 worklog.billable_seconds = min(worklog.billable_seconds, seconds)
             worklog.updated = max(int(clock.now_epoch()), worklog.updated + 1)
             return worklog
+
+    def delete_worklog(self, worklog_id: int) -> Worklog:
+        """The author deletes a worklog: it leaves every listing and its id answers 404, with
+        no trace left (Tempo keeps none); returns it."""
+        with self.lock:
+            return self.worklogs.pop(worklog_id)
 
 
 _STORES: weakref.WeakKeyDictionary[Company, TempoWorklogs] = weakref.WeakKeyDictionary()

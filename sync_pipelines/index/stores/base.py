@@ -13,6 +13,8 @@ from sync_pipelines.errors import PermanentError
 T = TypeVar("T")
 # Told the records of each upsert request the store accepted, e.g. to record them in the ledger.
 RequestDone = Callable[[Sequence["VectorRecord"]], None]
+# Told the ids of each metadata update request the store accepted.
+IdsDone = Callable[[Sequence[str]], None]
 
 
 class StoreError(RuntimeError):
@@ -74,6 +76,19 @@ class VectorStore(Protocol):
 
         `on_request` gets each request's records as soon as the store accepted them, so a
         caller can record them before the next request: a kill then loses at most one.
+        """
+
+    def update_metadata(
+        self, items: Sequence[tuple[str, dict]], on_request: IdsDone | None = None
+    ) -> int:
+        """Replace the stored metadata of existing vectors in place, keeping their values.
+
+        `items` are (vector id, the chunk's complete new metadata as VectorRecord metadata);
+        the last item of an id wins. Keys absent from the new metadata are gone afterwards.
+        Returns the number of store requests (reads included); `on_request(ids)` is told the
+        ids of each request once the store accepted it, ids found already up to date
+        included, so the caller can record them as it does for upserts. Ids the store does
+        not hold are skipped, never created, and never reported.
         """
 
     def delete(self, ids: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from sync_pipelines.index.stores.base import (
+    IdsDone,
     Match,
     RequestDone,
     SearchFilter,
@@ -69,6 +70,34 @@ class LanceStore:
             if on_request is not None:
                 on_request(batch)
         return writes
+
+    def update_metadata(
+        self, items: Sequence[tuple[str, dict]], on_request: IdsDone | None = None
+    ) -> int:
+        """Rewrite every column but `vector` in one merge per batch: the stored vectors stay
+        as they are and ids the table lacks are not inserted."""
+        table = self._open()
+        latest = list(dict(items).items())  # one row per id: last one wins
+        if table is None or not latest:
+            return 0
+        requests = 0
+        for batch in batched(latest, _ROWS_PER_WRITE):
+            ids = [vector_id for vector_id, _ in batch]
+            merged = (
+                table.merge_insert("id")
+                .when_matched_update_all()
+                .execute(_metadata_rows(ids, [metadata for _, metadata in batch]))
+            )
+            requests += 1
+            # Fewer rows updated than sent: some ids are not held (or Lance undercounted,
+            # which costs only this read): ask which.
+            if merged.num_updated_rows != len(ids):
+                held, reads = _held(table, ids)
+                requests += reads
+                ids = [i for i in ids if i in held]
+            if ids and on_request is not None:
+                on_request(ids)
+        return requests
 
     def delete(self, ids: Sequence[str]) -> int:
         table = self._open()
@@ -142,18 +171,32 @@ class LanceStore:
         return self._table
 
 
+def _held(table, ids: Sequence[str]) -> tuple[set[str], int]:
+    """Which of these ids the table holds, and the reads it took to find out."""
+    held: set[str] = set()
+    reads = 0
+    for batch in batched(list(ids), _IDS_PER_STATEMENT):
+        rows = table.search().where(f"id IN ({_sql_list(batch)})").select(["id"]).limit(None)
+        held.update(rows.to_arrow()["id"].to_pylist())
+        reads += 1
+    return held, reads
+
+
+# Every column but the vector: what a metadata update rewrites.
+_METADATA_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("access", pa.list_(pa.string())),
+        pa.field("source", pa.string()),
+        pa.field("doc_id", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("meta", pa.string()),
+    ]
+)
+
+
 def _schema(dim: int) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), dim)),
-            pa.field("access", pa.list_(pa.string())),
-            pa.field("source", pa.string()),
-            pa.field("doc_id", pa.string()),
-            pa.field("text", pa.string()),
-            pa.field("meta", pa.string()),
-        ]
-    )
+    return _METADATA_SCHEMA.insert(1, pa.field("vector", pa.list_(pa.float32(), dim)))
 
 
 def _rows(records: Sequence[VectorRecord], dim: int, store: str) -> pa.Table:
@@ -161,20 +204,26 @@ def _rows(records: Sequence[VectorRecord], dim: int, store: str) -> pa.Table:
         if len(record.values) != dim:
             raise StoreDimensionError(store, dim, len(record.values))
     vectors = np.asarray([np.asarray(r.values, dtype=np.float32) for r in records])
-    rest = [{k: v for k, v in r.metadata.items() if k not in _COLUMNS} for r in records]
-    return pa.table(
-        {
-            "id": [r.id for r in records],
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
-            # Records without access are readable by no one: never default to public.
-            "access": [_readers(r.metadata.get("access")) for r in records],
-            "source": [r.metadata.get("source") for r in records],
-            "doc_id": [r.metadata.get("doc_id") for r in records],
-            "text": [r.metadata.get("text") for r in records],
-            "meta": [json.dumps(m, sort_keys=True, ensure_ascii=False) for m in rest],
-        },
-        schema=_schema(dim),
-    )
+    columns = _metadata_columns([r.id for r in records], [r.metadata for r in records])
+    columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)
+    return pa.table(columns, schema=_schema(dim))
+
+
+def _metadata_rows(ids: Sequence[str], metadatas: Sequence[dict]) -> pa.Table:
+    return pa.table(_metadata_columns(ids, metadatas), schema=_METADATA_SCHEMA)
+
+
+def _metadata_columns(ids: Sequence[str], metadatas: Sequence[dict]) -> dict[str, list]:
+    rest = [{k: v for k, v in m.items() if k not in _COLUMNS} for m in metadatas]
+    return {
+        "id": list(ids),
+        # Records without access are readable by no one: never default to public.
+        "access": [_readers(m.get("access")) for m in metadatas],
+        "source": [m.get("source") for m in metadatas],
+        "doc_id": [m.get("doc_id") for m in metadatas],
+        "text": [m.get("text") for m in metadatas],
+        "meta": [json.dumps(m, sort_keys=True, ensure_ascii=False) for m in rest],
+    }
 
 
 def _readers(access) -> list[str]:

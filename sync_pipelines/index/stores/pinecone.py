@@ -12,6 +12,7 @@ from pinecone.errors import ResponseParsingError
 
 from sync_pipelines.errors import MalformedResponseError, PermanentError, Verdict, final_error
 from sync_pipelines.index.stores.base import (
+    IdsDone,
     Match,
     RequestDone,
     SearchFilter,
@@ -109,6 +110,47 @@ class PineconeStore:
         self._parallel(send, batches)
         return len(batches)
 
+    def update_metadata(
+        self, items: Sequence[tuple[str, dict]], on_request: IdsDone | None = None
+    ) -> int:
+        """Read what is stored (one fetch per 100 ids), then write only what differs.
+
+        `update` with `set_metadata` merges into the stored metadata and cannot remove a
+        key, and Pinecone answers 200 for an id it does not hold. So: a held id whose new
+        metadata keeps every stored key gets one `update` carrying just the changed keys;
+        one that lost a key (a source field now empty) is upserted again with its fetched
+        values and the new metadata, in size-bounded batches. Ids not held get no request
+        and are not reported; ids already current get none and are reported at once.
+        A rewrite puts back the values fetched moments before, so it relies on one writer
+        per namespace (the updater with its ledger), as the ledger itself does.
+        """
+        wanted = {vector_id: safe_metadata(metadata, vector_id) for vector_id, metadata in items}
+        stored, requests = self._fetch(list(wanted))
+        current, patches, rewrites = _plan_updates(wanted, stored)
+        if current and on_request is not None:
+            on_request(current)
+
+        def patch(item: tuple[str, dict]) -> None:
+            vector_id, changed = item
+            self._call(
+                self._index.update,
+                id=vector_id,
+                set_metadata=changed,
+                namespace=self.namespace,
+            )
+            if on_request is not None:
+                on_request([vector_id])
+
+        def rewrite(batch: list[dict]) -> None:
+            self._call(self._index.upsert, vectors=batch, namespace=self.namespace)
+            if on_request is not None:
+                on_request([v["id"] for v in batch])
+
+        batches = self._size_batches(rewrites)
+        self._parallel(patch, patches)
+        self._parallel(rewrite, batches)
+        return requests + len(patches) + len(batches)
+
     def delete(self, ids: Sequence[str]) -> int:
         batches = list(batched(sorted(set(ids)), MAX_IDS_PER_REQUEST))
         self._parallel(
@@ -164,14 +206,25 @@ class PineconeStore:
                 return found
 
     def fetch_metadata(self, ids: Sequence[str]) -> dict[str, dict]:
-        found = {}
-        for batch in batched(sorted(set(ids)), FETCH_IDS_PER_REQUEST):
-            response = self._call(self._index.fetch, ids=list(batch), namespace=self.namespace)
-            found.update({i: dict(v.metadata or {}) for i, v in response.vectors.items()})
-        return found
+        found, _ = self._fetch(ids)
+        return {vector_id: metadata for vector_id, (_, metadata) in found.items()}
 
     def compact(self) -> None:
         """Nothing to do: Pinecone compacts server-side."""
+
+    def _fetch(self, ids: Sequence[str]) -> tuple[dict[str, tuple[list[float], dict]], int]:
+        """The held ones of these ids as (values, metadata), and the requests it took."""
+        batches = list(batched(sorted(set(ids)), FETCH_IDS_PER_REQUEST))
+        responses = self._parallel(
+            lambda batch: self._call(self._index.fetch, ids=list(batch), namespace=self.namespace),
+            batches,
+        )
+        found = {
+            vector_id: (list(vector.values or []), dict(vector.metadata or {}))
+            for response in responses
+            for vector_id, vector in response.vectors.items()
+        }
+        return found, len(batches)
 
     def _size_batches(self, vectors: list[dict]) -> list[list[dict]]:
         """Consecutive batches within both the vector-count and the request-size limit."""
@@ -188,14 +241,12 @@ class PineconeStore:
             batches.append(current)
         return batches
 
-    def _parallel(self, send: Callable, batches: list) -> None:
+    def _parallel(self, send: Callable, batches: list) -> list:
+        """`send` over the batches, at most max_workers at once; their answers in order."""
         if len(batches) <= 1 or self.max_workers <= 1:
-            for batch in batches:
-                send(batch)
-            return
+            return [send(batch) for batch in batches]
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            for _ in pool.map(send, batches):  # re-raises the first failure
-                pass
+            return list(pool.map(send, batches))  # re-raises the first failure
 
     @property
     def retries(self) -> int:
@@ -263,6 +314,32 @@ def safe_metadata(metadata: dict, vector_id: str) -> dict:
             "even without its text: shrink the source's metadata fields"
         )
     return safe
+
+
+def _plan_updates(
+    wanted: dict[str, dict], stored: dict[str, tuple[list[float], dict]]
+) -> tuple[list[str], list[tuple[str, dict]], list[dict]]:
+    """Split the held ids into already current, patchable (their changed keys) and to be
+    rewritten whole (a stored key is gone from the new metadata)."""
+    current, patches, rewrites = [], [], []
+    for vector_id, new in wanted.items():
+        if vector_id not in stored:
+            continue
+        values, old = stored[vector_id]
+        changed = {k: v for k, v in new.items() if k not in old or not _same(old[k], v)}
+        if old.keys() - new.keys():
+            rewrites.append({"id": vector_id, "values": values, "metadata": new})
+        elif changed:
+            patches.append((vector_id, changed))
+        else:
+            current.append(vector_id)
+    return current, patches, rewrites
+
+
+def _same(stored, new) -> bool:
+    """Equal as Pinecone holds them: 3 and 3.0 alike (it keeps numbers as floats), True
+    and 1 not."""
+    return stored == new and isinstance(stored, bool) == isinstance(new, bool)
 
 
 def _json_bytes(value) -> int:

@@ -11,6 +11,7 @@ retried like a 5xx, anything else fails at once (it will not change) with Firefl
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
@@ -76,6 +77,13 @@ query Transcripts($fromDate: DateTime, $toDate: DateTime, $limit: Int, $skip: In
   }
 }
 """ + TRANSCRIPT_FIELDS
+# The same listing with ids and dates only: what the daily reconciliation needs, and all it asks
+# (the same operation name: proxies and the sandbox see the same `transcripts` call).
+TRANSCRIPT_IDS_QUERY = """
+query Transcripts($fromDate: DateTime, $toDate: DateTime, $limit: Int, $skip: Int) {
+  transcripts(fromDate: $fromDate, toDate: $toDate, limit: $limit, skip: $skip) { id date }
+}
+"""
 # One meeting by id: how a meeting that was still processing is fetched again later.
 TRANSCRIPT_QUERY = """
 query Transcript($id: String!) {
@@ -112,9 +120,18 @@ class FirefliesResource(SourceResourceBase):
         return FirefliesClient(http, page_size)
 
 
-def _iso(epoch: float) -> str:
-    moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def _iso_ms(ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def date_bounds(since: float, until: float) -> dict[str, str]:
+    """fromDate/toDate covering every whole millisecond of [since, until), whether Fireflies
+    treats each bound as inclusive or exclusive (its reference does not say): fromDate one
+    millisecond before the first, toDate one after the last. Meeting dates are whole epoch
+    milliseconds, so a listing of these bounds holds every meeting dated in [since, until)."""
+    first, end = math.ceil(since * 1000), math.ceil(until * 1000)
+    return {"fromDate": _iso_ms(first - 1), "toDate": _iso_ms(end)}
 
 
 def retry_after_s(value: Any, now: float | None = None) -> float | None:
@@ -168,34 +185,24 @@ class FirefliesClient(AbstractContextManager):
         )
         return body["data"]
 
-    def transcripts(self, since: float, until: float) -> Iterator[dict]:
-        """Every meeting with since <= date <= until (epoch seconds), page by page.
+    def transcripts(self, since: float, until: float) -> TranscriptPages:
+        """Every meeting dated in [since, until) (epoch seconds; a few outside it may come
+        too), whole transcripts, pages of the client's size (see TranscriptPages)."""
+        return TranscriptPages(self, TRANSCRIPTS_QUERY, since, until, self.page_size)
 
-        Offset paging in the GraphQL variables (the shared offset paginator sends GETs):
-        `skip` grows by `limit` until a page comes back short. Meetings arriving meanwhile
-        shift later pages, so one may be seen twice (never missed); duplicates are dropped.
-        """
-        seen: set[str] = set()
-        window = {"fromDate": _iso(since), "toDate": _iso(until), "limit": self.page_size}
-        skip = 0
-        while True:
-            data = self.query("Transcripts", TRANSCRIPTS_QUERY, {**window, "skip": skip})
-            page = data.get("transcripts")
-            if not isinstance(page, list):
-                raise MalformedResponseError(f"{self.label}: transcripts answered {type(page)}")
-            if not all(isinstance(t, dict) and t.get("id") for t in page):
-                raise MalformedResponseError(f"{self.label}: a transcript without an id")
-            self.pages_read += 1
-            fresh = [t for t in page if t["id"] not in seen]
-            if len(page) == self.page_size and not fresh:
-                raise SourceError(
-                    f"{self.label}: transcripts paging did not advance at skip={skip}"
-                )
-            seen.update(t["id"] for t in fresh)
-            yield from fresh
-            if len(page) < self.page_size:
-                return
-            skip += self.page_size
+    def transcript_ids(self, since: float, until: float) -> TranscriptPages:
+        """The same listing with `id` and `date` only, pages of the largest size."""
+        return TranscriptPages(self, TRANSCRIPT_IDS_QUERY, since, until)
+
+    def transcripts_page(self, query: str, variables: dict) -> list[dict]:
+        """One page of the `transcripts` listing, checked: a list of objects with ids."""
+        page = self.query("Transcripts", query, variables).get("transcripts")
+        if not isinstance(page, list):
+            raise MalformedResponseError(f"{self.label}: transcripts answered {type(page)}")
+        if not all(isinstance(t, dict) and t.get("id") for t in page):
+            raise MalformedResponseError(f"{self.label}: a transcript without an id")
+        self.pages_read += 1
+        return page
 
     def transcript(self, meeting_id: str) -> dict | None:
         """One meeting by id; None when Fireflies no longer has it (deleted meanwhile)."""
@@ -207,6 +214,52 @@ class FirefliesClient(AbstractContextManager):
         if found is not None and not (isinstance(found, dict) and found.get("id")):
             raise MalformedResponseError(f"{self.label}: transcript answered {type(found)}")
         return found
+
+
+class TranscriptPages:
+    """One `transcripts` listing, iterated page by page with `skip` (offset paging in the
+    GraphQL variables), each meeting once.
+
+    Fireflies lists newest first. A meeting arriving meanwhile moves the rest one place later,
+    so one comes twice (dropped); a meeting deleted meanwhile moves them one place earlier,
+    which would hide one for good. So each page after the first starts one place early, on
+    the last meeting the previous page held. If it does not start on a meeting already seen,
+    something before it was removed and a meeting may have been skipped: the meetings read
+    are still good, but `complete` is False, and a listing that proves absence must not be
+    built from them.
+    """
+
+    def __init__(
+        self,
+        client: FirefliesClient,
+        query: str,
+        since: float,
+        until: float,
+        page_size: int = MAX_PAGE_SIZE,
+    ):
+        self.client = client
+        self.query = query
+        self.variables = {**date_bounds(since, until), "limit": page_size}
+        self.page_size = page_size
+        self.complete = True
+
+    def __iter__(self) -> Iterator[dict]:
+        seen: set[str] = set()
+        size, skip = self.page_size, 0
+        while True:
+            page = self.client.transcripts_page(self.query, {**self.variables, "skip": skip})
+            if skip and (not page or page[0]["id"] not in seen):
+                self.complete = False
+            fresh = [t for t in page if t["id"] not in seen]
+            if len(page) == size and not fresh:
+                raise SourceError(
+                    f"{self.client.label}: transcripts paging did not advance at skip={skip}"
+                )
+            seen.update(t["id"] for t in fresh)
+            yield from fresh
+            if len(page) < size:
+                return
+            skip += max(1, size - 1)
 
 
 # -- GraphQL errors --------------------------------------------------------------------------

@@ -21,10 +21,21 @@ with `transcript_missing: true`, and counted. A pending meeting deleted meanwhil
 and counted (`meetings_vanished`). Only "processing" waits: "failed" or "skipped" summaries
 will not come, so those meetings are written with what they have.
 
+Deletions: Fireflies gives no deletion signal; a deleted meeting is simply no longer listed
+for its day. So a run that read its listing to the end also answers a Listing
+(documents.Listing) of scope `fireflies:<connection>:` over [lower, upper): every meeting
+listed there, those still processing included (they exist), as of the moment the listing
+began; vector_index deletes what it holds in that range that is not listed. The query's
+fromDate/toDate reach one millisecond beyond [lower, upper) (client.date_bounds), so the
+range holds whether Fireflies treats them as inclusive or not. A re-run of a day removes the
+meetings deleted from it; today's hourly run covers its lookback; the daily reconciliation
+(reconcile.py) the last 30 days.
+
 Limitations: a meeting that is not listed at all until processed more than `lookback_hours`
 after its start (or after its day was last re-run) is seen only by re-running that day; a
 meeting deleted while the listing is paged can shift a later meeting out of view for that run
-(the next run sees it).
+(the next run sees it): the pages tell (client.TranscriptPages), and such a run writes its
+documents but no listing.
 
 Sharing (`access`): Fireflies' `privacy` decides who may read a meeting. `teammates` and
 `teammates_and_participants` are shared company-wide -> ("all",); `owner` -> the organizer;
@@ -50,7 +61,7 @@ from datetime import datetime, timezone
 
 from pydantic import Field, field_validator
 
-from sync_pipelines.documents import ACCESS_ALL, Document
+from sync_pipelines.documents import ACCESS_ALL, Document, Listing
 from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.resilience import MalformedResponseError
 from sync_pipelines.sources.base import SyncResult
@@ -62,6 +73,7 @@ COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
 OWNER_ONLY = frozenset({"owner"})
 ISSUE_KEY = re.compile(r"\b([A-Z][A-Z0-9]+)-\d+\b")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]+$")  # as the issue keys it tags by
+SYNC_REASON = "no longer listed for its day by Fireflies"
 
 
 class FirefliesOptions(OptionsModel):
@@ -182,11 +194,16 @@ class FirefliesSync:
         result = FirefliesSyncResult(documents=[], high_water_mark=bounds.upper, mode=bounds.mode)
         tracker = PendingTracker(pending, bounds.now)
         if not bounds.empty:
-            for transcript in self.client.transcripts(bounds.lower, bounds.upper):
+            listed: set[str] = set()
+            pages = self.client.transcripts(bounds.lower, bounds.upper)
+            for transcript in pages:
                 result.meetings_fetched += 1
-                date = _date(transcript)
-                if bounds.lower <= date < bounds.upper:  # toDate is inclusive, the window end not
+                date = meeting_date(transcript)
+                if bounds.lower <= date < bounds.upper:  # the query's bounds reach 1 ms beyond
+                    listed.add(self.doc_id(str(transcript["id"])))
                     self._take(transcript, date, tracker, result)
+            if pages.complete:
+                result.listings.append(self.listing(bounds.lower, bounds.upper, listed, bounds.now))
         for item in tracker.unseen():
             result.meetings_refetched += 1
             transcript = self.client.transcript(item.id)
@@ -194,7 +211,7 @@ class FirefliesSync:
                 tracker.vanished(item)
                 result.meetings_vanished += 1
             else:
-                self._take(transcript, _date(transcript), tracker, result)
+                self._take(transcript, meeting_date(transcript), tracker, result)
         result.pending, result.given_up = tracker.waiting, tracker.given_up
         result.documents.sort(key=lambda d: (d.timestamp_epoch, d.doc_id))
         return result
@@ -221,6 +238,10 @@ class FirefliesSync:
 
     def doc_id(self, meeting_id: str) -> str:
         return Document.make_id(SOURCE, self.connection_id, meeting_id)
+
+    def listing(self, start: float, end: float, doc_ids: set[str], listed_at: float) -> Listing:
+        """What the run's listing proves: the meetings dated in [start, end) are these."""
+        return meetings_listing(self.connection_id, start, end, doc_ids, listed_at, SYNC_REASON)
 
     def document(self, transcript: dict, date: float) -> Document:
         meeting_id = str(transcript["id"])
@@ -304,6 +325,20 @@ class FirefliesSync:
         return "\n".join(p for p in parts if p)
 
 
+def meetings_listing(
+    connection_id: str, start: float, end: float, doc_ids: set[str], listed_at: float, reason: str
+) -> Listing:
+    """A complete listing of the connection's meetings dated in [start, end)."""
+    return Listing(
+        scope=Document.make_id(SOURCE, connection_id, ""),
+        start=start,
+        end=end,
+        doc_ids=frozenset(doc_ids),
+        listed_at=listed_at,
+        reason=reason,
+    )
+
+
 def is_processing(transcript: dict) -> bool:
     """Fireflies has not finished the meeting: no sentences or summary yet."""
     info = transcript.get("meeting_info")
@@ -317,7 +352,7 @@ def _number(value: object) -> float:
         return 0.0
 
 
-def _date(transcript: dict) -> float:
+def meeting_date(transcript: dict) -> float:
     """The meeting's start in epoch seconds (Fireflies sends epoch milliseconds)."""
     try:
         return float(transcript["date"]) / 1000

@@ -23,27 +23,29 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jira import JIRA, JIRAError
 from pydantic import Field
-from requests.adapters import HTTPAdapter
 
 from sync_pipelines.connections import Connection
 from sync_pipelines.errors import (
     SourcePermanentError,
     Verdict,
-    classify_status,
     final_error,
-    parse_retry_after,
     scrub,
 )
-from sync_pipelines.http import require_json
 from sync_pipelines.paging import follow_cursor, items_check
 from sync_pipelines.resilience import (
     CallStats,
-    MalformedResponseError,
     RateLimiter,
     SourceError,
     call_with_retries,
-    rate_limit_wait,
 )
+from sync_pipelines.sources.jira.pages import (
+    expect,
+    ids_page_check,
+    next_offset,
+    search_next,
+    search_page_check,
+)
+from sync_pipelines.sources.jira.transport import MeteredAdapter
 from sync_pipelines.sources.resource import SourceResourceBase
 
 T = TypeVar("T")
@@ -52,6 +54,8 @@ T = TypeVar("T")
 # per site is a conservative pace that stays clear of its 429s.
 DOCUMENTED_RATE_PER_S = 10.0
 PROJECT_PAGE_SIZE = 50
+# search/jql's page cap when only `id` (or `key`) is requested.
+IDS_PAGE_MAX = 5000
 ID_BATCH = 100
 USER_BATCH = 100
 API_VERSION = "3"  # rich text as ADF; the sync flattens it
@@ -83,6 +87,12 @@ class JiraResource(SourceResourceBase):
     max_rate_limit_waits: int = Field(
         default=8, description="429s waited out (their Retry-After) per request."
     )
+    listing_page_size: int = Field(
+        default=IDS_PAGE_MAX,
+        ge=1,
+        le=IDS_PAGE_MAX,
+        description="`maxResults` of the reconciliation's ids-only search (default: the largest).",
+    )
 
     def client_for(self, connection: Connection) -> JiraClient:
         """A client for one site; no request is sent until the first call."""
@@ -97,49 +107,8 @@ class JiraResource(SourceResourceBase):
             page_size=page_size,
             max_attempts=self.max_attempts,
             max_rate_limit_waits=self.max_rate_limit_waits,
+            listing_page_size=self.listing_page_size,
         )
-
-
-class _MeteredAdapter(HTTPAdapter):
-    """Paces and counts every request the package sends; waits out 429s and re-sends; turns
-    a 2xx answer that is not JSON into a MalformedResponseError."""
-
-    def __init__(self, limiter: RateLimiter, stats: CallStats, max_rate_limit_waits: int):
-        super().__init__()
-        self.limiter = limiter
-        self.stats = stats
-        self.max_rate_limit_waits = max_rate_limit_waits
-
-    def send(self, request, **kwargs):
-        waits = 0
-        while True:
-            # Also the wait of a 429's hold, this thread's or another's.
-            self.stats.add(throttle_wait_s=self.limiter.acquire(), api_calls=1)
-            response = super().send(request, **kwargs)
-            if classify_status(response.status_code) is not Verdict.RATE_LIMITED:
-                require_json(response)  # a proxy's HTML page: named with status and first bytes
-                return response
-            self.stats.add(rate_limited=1)
-            if waits >= self.max_rate_limit_waits:
-                return response  # the package raises it as a JIRAError 429
-            waits += 1
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            response.close()
-            self.limiter.hold(rate_limit_wait(retry_after, waits))
-            self.stats.add(retries=1)
-
-
-def _expect(value: Any, kind: type, what: str) -> Any:
-    if not isinstance(value, kind):
-        raise MalformedResponseError(f"{what} is not a JSON {kind.__name__}")
-    return value
-
-
-def _next_offset(body: dict, start: str | None) -> str | None:
-    """The next `startAt` of an offset-paged answer (`isLast`), None after the last page."""
-    if body.get("isLast", True) or not body["values"]:
-        return None
-    return str(int(start or 0) + len(body["values"]))
 
 
 class JiraClient:
@@ -157,11 +126,13 @@ class JiraClient:
         page_size: int = JiraResource.DEFAULT_PAGE_SIZE,
         max_attempts: int = 6,
         max_rate_limit_waits: int = 8,
+        listing_page_size: int = IDS_PAGE_MAX,
     ):
         self.label = f"jira connection '{connection_id}'"
         self.site_url = server.rstrip("/")
         self._secrets = (api_token,)
         self.page_size = page_size
+        self.listing_page_size = listing_page_size
         self.max_attempts = max_attempts
         self.stats = CallStats()
         self.limiter = RateLimiter(rate=rate_per_s)  # every thread of the connection
@@ -174,7 +145,7 @@ class JiraClient:
             max_retries=0,  # retries happen in the adapter (429) and in `call` (the rest)
             get_server_info=False,
         )
-        adapter = _MeteredAdapter(self.limiter, self.stats, max_rate_limit_waits)
+        adapter = MeteredAdapter(self.limiter, self.stats, max_rate_limit_waits)
         for prefix in ("http://", "https://"):
             self._jira._session.mount(prefix, adapter)
         self._connect_lock = threading.Lock()
@@ -220,7 +191,7 @@ class JiraClient:
             if self._connected:
                 return
             info = self.call(
-                "serverInfo", lambda: _expect(self._jira.server_info(), dict, "serverInfo")
+                "serverInfo", lambda: expect(self._jira.server_info(), dict, "serverInfo")
             )
             if info.get("deploymentType") != "Cloud":
                 raise ValueError(
@@ -236,7 +207,7 @@ class JiraClient:
     def timezone(self) -> ZoneInfo:
         """The account's time zone: Jira reads the dates of a JQL query in it."""
         self.connect()
-        me = self.call("myself", lambda: _expect(self._jira.myself(), dict, "myself"))
+        me = self.call("myself", lambda: expect(self._jira.myself(), dict, "myself"))
         name = me.get("timeZone") or "UTC"
         try:
             return ZoneInfo(name)
@@ -249,15 +220,19 @@ class JiraClient:
         items: str,
         read: Callable[[str | None], Any],
         after: Callable[[dict, str | None], str | None],
+        check: Callable[[dict], None] | None = None,
     ) -> Iterator[Any]:
         """Every item of a paged listing, each page one retried call: `read(cursor)` answers a
-        page (None: the first), `after(page, cursor)` the next cursor (None: the last page)."""
-        check = items_check(items)
+        page (None: the first), `after(page, cursor)` the next cursor (None: the last page);
+        `check(page)` may refuse a page beyond its items list (malformed: retried too)."""
+        has_items = items_check(items)
 
         def fetch(cursor: str | None) -> dict:
             def page() -> dict:
                 body = read(cursor)
-                check(body)  # a page without its list is malformed: retried
+                has_items(body)  # a page without its list is malformed: retried
+                if check is not None:
+                    check(body)
                 return body
 
             body = self.call(what, page)
@@ -274,7 +249,7 @@ class JiraClient:
             lambda start: self._jira._get_json(
                 path, params={**params, "startAt": int(start or 0), "maxResults": size}
             ),
-            _next_offset,
+            next_offset,
         )
 
     def project_keys(self) -> list[str]:
@@ -297,8 +272,36 @@ class JiraClient:
                 fields=list(fields),  # the package rewrites the list in place
                 json_result=True,
             ),
-            lambda body, _: None if body.get("isLast") else body.get("nextPageToken"),
+            search_next,
+            search_page_check,
         )
+
+    def search_ids(self, jql: str) -> Iterator[str]:
+        """The id of every issue the query matches, by nextPageToken to the end: the same
+        enhanced search with `fields=id` alone, so Jira serves its largest pages
+        (`listing_page_size`, at most 5000), and sent as is (the package's method would first
+        read `GET field` to translate field names). Every page is checked inside its retried
+        call: one without its issues, with an issue without an id, or not marked last yet
+        without a token raises once the retries are spent, so no caller takes a cut listing
+        for a complete one."""
+        self.connect()
+        issues = self._listing(
+            "search/jql",
+            "issues",
+            lambda token: self._jira._get_json(
+                "search/jql",
+                params={
+                    "jql": jql,
+                    "fields": "id",
+                    "maxResults": self.listing_page_size,
+                    **({"nextPageToken": token} if token else {}),
+                },
+            ),
+            search_next,
+            ids_page_check,
+        )
+        for issue in issues:
+            yield str(issue["id"])  # as the sync reads it: the doc_ids must match
 
     def recent_comments(self, issue_key: str, count: int) -> list[dict]:
         """The issue's `count` newest comments, oldest first."""

@@ -22,9 +22,13 @@ One document per issue, `doc_id` = `jira:<connection>:<issue id>` (the id surviv
 another project, the key does not); text = key and summary, the description (ADF flattened)
 and the most recent comments (option `recent_comments`, default 5, newest last).
 
+Deletions: Jira's search shows a deleted issue, or one moved out of the connection's
+projects, only by its absence, so the daily reconciliation (reconcile.py) lists the ids that
+still exist and vector_index deletes the rest.
+
 Limitations: access is `all` for every issue; Jira's per-project permissions (and issue
 security levels) are not mapped to readers. An edit lands in the day it happened, so a
-re-synced older day no longer holds an issue edited since. Deleted issues stay in the index.
+re-synced older day no longer holds an issue edited since.
 """
 
 from __future__ import annotations
@@ -185,6 +189,11 @@ def _updated(issue: Any) -> float:
     return parse_time(fields.get("updated"), f"{issue.get('key')} updated").timestamp()
 
 
+def issue_doc_id(connection_id: str, issue_id: str) -> str:
+    """The one place an issue's doc_id is made (the sync and the reconciliation agree)."""
+    return Document.make_id(SOURCE, connection_id, issue_id)
+
+
 def _name(user: Any) -> str:
     return str(user.get("displayName") or "") if isinstance(user, dict) else ""
 
@@ -291,7 +300,7 @@ class JiraSync:
             "url": f"{self.client.site_url}/browse/{key}",
         }
         return Document(
-            doc_id=Document.make_id(SOURCE, self.connection_id, issue_id),
+            doc_id=issue_doc_id(self.connection_id, issue_id),
             source=SOURCE,
             connection=self.connection_id,
             title=f"{key}: {summary}",

@@ -8,7 +8,8 @@ JSON: a few retries), 429s are waited out by the shared rule (`resilience.rate_l
 as a hold on the connection's one `RateLimiter` (every thread holds off), and every request
 first takes a token from that limiter, so page readers in parallel threads share Notion's
 ~3 req/s. Lists follow `next_cursor` with `paging.follow_cursor`. 401/403 and other 4xx fail
-at once with an error naming the connection and the request.
+at once with an error naming the connection and the request; a 404 is `NotionObjectMissing`,
+which the sync turns into a tombstone where it reads a page (sync.py) and nowhere else.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ _SDK_LOGGER = logging.getLogger("sync_pipelines.notion.sdk")
 
 class NotionAccessDenied(SourceAuthError):
     """HTTP 403: the token is valid but lacks a capability or access to the object."""
+
+
+class NotionRequestRefused(SourcePermanentError):
+    """Notion refused the request itself (HTTP 400 validation_error): e.g. a search filter
+    this API version does not know."""
 
 
 class NotionObjectMissing(SourcePermanentError):
@@ -105,6 +111,12 @@ def _list_body(body: Any) -> dict:
     return body
 
 
+def _page_body(body: Any) -> dict:
+    if not isinstance(body, dict) or body.get("object") != "page" or not body.get("id"):
+        raise MalformedResponseError("a page answer that is not a page object")
+    return body
+
+
 class NotionClient:
     """One integration's client: paced, retried, counted; lists are paged to the end."""
 
@@ -155,16 +167,27 @@ class NotionClient:
         self.close()
 
     # -- the listings a sync reads ---------------------------------------------------------------
-    def search_pages(self) -> Iterator[dict]:
-        """Every page shared with the integration, most recently edited first (stop any time)."""
+    def search_pages(self, in_trash: bool = False) -> Iterator[dict]:
+        """Every page shared with the integration, most recently edited first (stop any time).
+        Search leaves trashed pages out; `in_trash` asks for those only (`filter.in_trash`)."""
+        pages: dict[str, Any] = {"property": "object", "value": "page"}
+        if in_trash:
+            pages["in_trash"] = True
         return self._paginate(
-            "POST /v1/search",
+            "POST /v1/search" + (" (trash)" if in_trash else ""),
             lambda cursor: self._sdk.search(
-                filter={"property": "object", "value": "page"},
+                filter=pages,
                 sort={"direction": "descending", "timestamp": "last_edited_time"},
                 page_size=self.page_size,
                 start_cursor=cursor,
             ),
+        )
+
+    def retrieve_page(self, page_id: str) -> dict:
+        """The page object, trashed or not; NotionObjectMissing when it was deleted or is no
+        longer shared with the integration."""
+        return self.call(
+            f"GET /v1/pages/{page_id}", lambda: _page_body(self._sdk.pages.retrieve(page_id))
         )
 
     def block_children(self, block_id: str) -> Iterator[dict]:
@@ -247,6 +270,9 @@ class NotionClient:
                         "the integration or grant it the capability"
                     )
                 return NotionObjectMissing(f"{where}: not found (HTTP 404 {code})")
+            if isinstance(exc, HTTPResponseError) and exc.status == 400:
+                code = getattr(exc.code, "value", exc.code)
+                return NotionRequestRefused(f"{where}: refused (HTTP 400 {code})")
             return final_error(where, exc, verdict, attempts, [self._token])
 
         return describe

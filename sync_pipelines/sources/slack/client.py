@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from sync_pipelines.connections import Connection
 from sync_pipelines.errors import TransientError, Verdict, final_error, header, parse_retry_after
-from sync_pipelines.paging import follow_cursor, items_check
+from sync_pipelines.paging import dig, follow_cursor, items_check
 from sync_pipelines.resilience import (
     CallStats,
     MalformedResponseError,
@@ -122,6 +122,20 @@ class SlackResource(SourceResourceBase):
 
 
 NON_JSON_PREFIX = "Received a response in a non-JSON format: "
+CURSOR = "response_metadata.next_cursor"
+
+
+def _page_check(key: str) -> Callable[[Any], None]:
+    """A page must hold its `key` list, and one saying `has_more` must say where the rest is:
+    ending there would silently drop messages (and a listing that misses one deletes it)."""
+    has_items = items_check(key)
+
+    def check(body: Any) -> None:
+        has_items(body)
+        if body.get("has_more") and not dig(body, CURSOR):
+            raise MalformedResponseError("a page with has_more but no next_cursor (truncated)")
+
+    return check
 
 
 class SlackClient:
@@ -234,7 +248,7 @@ class SlackClient:
 
     def paginate(self, method: str, key: str, **params) -> Iterator[dict]:
         """Every item of `key` across cursor pages (no fixed cap on the number of pages)."""
-        check = items_check(key)
+        check = _page_check(key)
 
         def page(cursor: str | None) -> dict:
             return self.call(method, check, **params, **({"cursor": cursor} if cursor else {}))
@@ -242,6 +256,6 @@ class SlackClient:
         return follow_cursor(
             page,
             items=key,
-            cursor_out="response_metadata.next_cursor",
+            cursor_out=CURSOR,
             where=f"{self._label()}: {method}",
         )

@@ -7,6 +7,16 @@ Two modes, chosen per run by the partition's high-water mark (HWM):
   re-reads a lookback window (default 7 days) and emits only what changed after the mark:
   new messages, edited messages (`edited.ts`), and threads with new replies (`latest_reply`).
 
+Deletions: a deleted parent that still has replies stays in history as subtype `tombstone`
+("This message was deleted.", replies kept) and a `message_deleted` record names the deleted
+`deleted_ts`; either becomes a Tombstone, never a document, in both modes. A message deleted
+without a trace simply disappears, so a full read also answers one Listing per channel read:
+every message id it read (top level in [start, end) and every reply of those threads, skipped
+subtypes such as joins included: they exist, and are never indexed either way), which lets
+vector_index drop what it holds there and was not listed. An incremental run emits no listing:
+it does not re-read every reply. Deletions older than any full re-read are found by the daily
+reconciliation (reconcile.py).
+
 Limitations (as in Airbyte's and dlt's Slack sources): an edit to an old reply in a thread with
 no new reply, or a reply to a parent older than the lookback, is seen only by a full re-run of
 that day. One document per message; replies carry their parent's `thread_ts`.
@@ -17,20 +27,31 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from sync_pipelines.documents import ACCESS_ALL, Document
+from sync_pipelines import clock
+from sync_pipelines.documents import ACCESS_ALL, Document, Listing, Tombstone
 from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.resilience import MalformedResponseError
 from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.options import OptionsModel
 from sync_pipelines.sources.slack.client import SlackClient, checked_tiers
+from sync_pipelines.sources.slack.messages import (
+    SOURCE,
+    can_read,
+    channel_scope,
+    doc_id,
+    history,
+    list_channels,
+    message_ts,
+    parse_ts,
+    replies,
+    signal,
+)
 
-SOURCE = "slack"
 SKIPPED_SUBTYPES = {
     "channel_join",
     "channel_leave",
@@ -42,6 +63,7 @@ SKIPPED_SUBTYPES = {
     "group_join",
     "group_leave",
 }
+LISTING_REASON = "absent from a full read of its Slack channel"
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
@@ -99,11 +121,15 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
 
 
-def _ts(value: object, what: str) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise MalformedResponseError(f"slack {what} has a malformed ts {value!r}") from None
+@dataclass
+class _ChannelRead:
+    """One channel's share of a run: its documents, the deletions Slack showed, and every
+    message ts read (the listing of a full read)."""
+
+    documents: list[Document] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
+    listed: set[str] = field(default_factory=set)
+    listing: Listing | None = None
 
 
 class SlackSync:
@@ -141,23 +167,6 @@ class SlackSync:
                 }
             return self._users[user_id]
 
-    def _channels(self) -> list[dict]:
-        wanted = set(self.options.channels)
-        channels = []
-        for ch in self.client.paginate(
-            "conversations.list",
-            "channels",
-            types="public_channel,private_channel",
-            exclude_archived="true",
-            limit=1000,
-        ):
-            if ch.get("is_archived"):
-                continue
-            if wanted and ch.get("id") not in wanted and ch.get("name") not in wanted:
-                continue
-            channels.append(ch)
-        return channels
-
     def _access(self, channel: dict) -> tuple[str, ...]:
         if not channel.get("is_private"):
             return (ACCESS_ALL,)
@@ -181,16 +190,18 @@ class SlackSync:
 
         auth = self.client.call("auth.test")  # fails fast on a bad token
         self._team_url = str(auth.get("url") or "").rstrip("/")
-        channels = self._channels()
+        channels = list_channels(self.client, self.options)
         counts = _Counts()
 
-        def read(channel: dict) -> list[Document]:
+        def read(channel: dict) -> _ChannelRead:
             return self._read_channel(channel, window, scan_start, latest, now, since, counts)
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            docs = [d for chunk in pool.map(read, channels) for d in chunk]
+            reads = list(pool.map(read, channels))
         return SlackSyncResult(
-            documents=docs,
+            documents=[d for r in reads for d in r.documents],
+            tombstones=[t for r in reads for t in r.tombstones],
+            listings=[r.listing for r in reads if r.listing is not None],
             high_water_mark=latest,
             mode=bounds.mode,
             channels_read=len(channels),
@@ -199,60 +210,77 @@ class SlackSync:
         )
 
     def _read_channel(self, channel, window, scan_start, latest, now, since, counts):
-        if not channel.get("is_member"):
-            if channel.get("is_private") or not self.options.join_public:
-                return []
-            self.client.call("conversations.join", channel=channel["id"])
+        """One channel; a full read (`since` None) also lists every message it read over
+        [window start, latest), as of when the read began."""
+        read = _ChannelRead()
+        listed_at = clock.now_epoch()
+        if not can_read(self.client, self.options, channel):
+            return read
         access = self._access(channel)
-        docs: list[Document] = []
-        for msg in self.client.paginate(
-            "conversations.history",
-            "messages",
-            channel=channel["id"],
-            oldest=f"{scan_start:.6f}",
-            latest=f"{latest:.6f}",
-            inclusive="true",
-            limit=self.client.page_size,
-        ):
+        for msg in history(self.client, channel["id"], scan_start, latest):
             counts.add("messages_fetched")
-            ts = _ts(msg.get("ts"), "message")
+            ts = parse_ts(msg.get("ts"), "message")
             if ts >= latest:
                 continue
+            live = self._file(channel, msg, now, read)
             in_window = window.start_epoch <= ts < window.end_epoch
-            edited = _ts((msg.get("edited") or {}).get("ts", 0), "edit")
-            new_replies = _ts(msg.get("latest_reply", 0), "latest_reply")
+            edited = parse_ts((msg.get("edited") or {}).get("ts", 0), "edit")
+            new_replies = parse_ts(msg.get("latest_reply", 0), "latest_reply")
             if since is None:
                 emit, replies_since = in_window, (None if in_window else False)
             else:
                 is_new = in_window and ts > since
                 emit = is_new or edited > since
                 replies_since = None if is_new else (since if new_replies > since else False)
-            if emit:
-                docs.extend(self._documents(channel, access, [msg], counts))
+            if emit and live:
+                read.documents.extend(self._documents(channel, access, [msg], counts))
             if replies_since is not False and int(msg.get("reply_count") or 0) > 0:
-                docs.extend(self._thread(channel, access, msg, replies_since, now, counts))
-        return docs
+                read.documents.extend(
+                    self._thread(channel, access, msg, replies_since, now, counts, read)
+                )
+        if since is None and latest > window.start_epoch:
+            read.listing = Listing(
+                scope=channel_scope(self.connection_id, channel["id"]),
+                start=window.start_epoch,
+                end=latest,
+                doc_ids={doc_id(self.connection_id, channel["id"], ts) for ts in read.listed},
+                listed_at=listed_at,
+                reason=LISTING_REASON,
+            )
+        return read
 
-    def _thread(self, channel, access, parent, since, now, counts) -> list[Document]:
+    def _file(self, channel: dict, msg: dict, now: float, read: _ChannelRead) -> bool:
+        """Files a message read: a deletion signal as a tombstone (False: no document), any
+        other message as listed (True). A tombstone says when it was seen, a message_deleted
+        when the deletion happened (its own ts)."""
+        found = signal(msg)
+        if found is None:
+            read.listed.add(message_ts(msg))
+            return True
+        deleted_ts, reason = found
+        seen_at = now if reason == "tombstone" else parse_ts(msg.get("ts"), reason)
+        read.tombstones.append(
+            Tombstone(doc_id(self.connection_id, channel["id"], deleted_ts), reason, seen_at)
+        )
+        return False
+
+    def _thread(self, channel, access, parent, since, now, counts, read) -> list[Document]:
         """Replies of one thread: all of them (since=None) or those new/edited after `since`.
 
-        Replies belong to their parent's day, so they are read up to `now`, not the window end.
+        Replies belong to their parent's day, so they are read up to `now`, not the window end
+        (a later one is still listed: it exists).
         """
         counts.add("threads_read")
-        replies = []
-        for reply in self.client.paginate(
-            "conversations.replies", "messages", channel=channel["id"], ts=parent["ts"], limit=1000
-        ):
-            if reply.get("ts") == parent["ts"]:
-                continue  # Slack repeats the parent first
+        kept = []
+        for reply in replies(self.client, channel["id"], parent["ts"]):
             counts.add("replies_fetched")
-            ts = _ts(reply.get("ts"), "reply")
-            edited = _ts((reply.get("edited") or {}).get("ts", 0), "edit")
-            if ts >= now:
+            ts = parse_ts(reply.get("ts"), "reply")
+            if not self._file(channel, reply, now, read) or ts >= now:
                 continue
+            edited = parse_ts((reply.get("edited") or {}).get("ts", 0), "edit")
             if since is None or ts > since or edited > since:
-                replies.append(reply)
-        return self._documents(channel, access, replies, counts)
+                kept.append(reply)
+        return self._documents(channel, access, kept, counts)
 
     def _documents(self, channel, access, messages, counts) -> list[Document]:
         docs = []
@@ -294,7 +322,7 @@ class SlackSync:
         if msg.get("reply_count"):
             metadata["reply_count"] = int(msg["reply_count"])
         return Document(
-            doc_id=Document.make_id(SOURCE, self.connection_id, f"{channel['id']}:{ts_str}"),
+            doc_id=doc_id(self.connection_id, channel["id"], ts_str),
             source=SOURCE,
             connection=self.connection_id,
             title=f"#{channel.get('name', channel['id'])} · {author}"

@@ -7,8 +7,9 @@ active projects through the Jira connection the Tempo connection names.
 from sync_pipelines.connections import RegistryError
 from sync_pipelines.resilience import CallStats
 from sync_pipelines.sources.base import SourceRun, SyncOutcome
-from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
+from sync_pipelines.sources.declaration import Cadence, Reconciliation, SourceDeclaration
 from sync_pipelines.sources.tempo.client import TempoResource
+from sync_pipelines.sources.tempo.reconcile import list_ids
 from sync_pipelines.sources.tempo.sync import SOURCE as NAME
 from sync_pipelines.sources.tempo.sync import TempoOptions, TempoSync
 
@@ -57,9 +58,14 @@ SOURCE = SourceDeclaration(
     description=(
         "Tempo worklogs, one document per worklog tied to its Jira issue and author, "
         "partitioned by the day the worklog was last updated; worklogs on inactive "
-        "projects are skipped and counted."
+        "projects are skipped and counted. A deleted worklog leaves the index after the "
+        "daily listing of the worklogs updated in the last 30 days."
     ),
     schedule=Cadence(every_minutes=60, at_minute=41, stale_after_minutes=120),
+    # Tempo shows a deletion only by absence: daily at 03:50 UTC, the worklogs updated in the
+    # last year (a page holds 5,000, so a year costs a few calls; an older one is rarely
+    # deleted).
+    reconcile=Reconciliation(list_ids, days=366, at_hour=3, at_minute=50),
     credentials_env={"token": "TEMPO_API_TOKEN"},
     docs_url="https://apidocs.tempo.io/",
 )

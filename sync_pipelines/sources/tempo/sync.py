@@ -28,7 +28,11 @@ accounts concerned; the run succeeds.
 One document per worklog, `doc_id` = `tempo:<connection>:<tempoWorklogId>`, text such as
 "4.5 h on SUBS-123 by Ana Ruiz on 2026-11-20: <description>"; title, text, url and metadata
 name the issue of `issue.id`. Access is `all`: Tempo's own permissions (and Jira's
-per-project ones) are not mapped. Deleted worklogs stay in the index.
+per-project ones) are not mapped.
+
+Deletions: Tempo shows them only by absence, and a sync reads only what was updated, so it
+never sees one; the daily reconciliation (reconcile.py) lists the ids that still exist and
+vector_index deletes the rest.
 """
 
 from __future__ import annotations
