@@ -65,9 +65,25 @@ def embedder_resource() -> EmbedderResource:
     return EmbedderResource(**options)
 
 
+MAX_DELETE_SHARE_ENV = "SYNC_LISTING_MAX_DELETE_SHARE"
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{MAX_DELETE_SHARE_ENV} must be a number from 0 to 1, got {text!r}")
+    return value
+
+
 def vector_store_resource() -> VectorStoreResource:
     kind = _env("SYNC_VECTOR_STORE", "lance")
     options = {"kind": kind, "ledger_url": _env("SYNC_LEDGER_URL")}
+    share = _env(MAX_DELETE_SHARE_ENV)
+    if share:
+        options["max_absent_share"] = _share(share)
     if _env("SYNC_LANCE_PATH"):
         options["lance_path"] = _env("SYNC_LANCE_PATH")
     if kind == "pinecone":

@@ -256,6 +256,24 @@ def test_a_listing_that_would_empty_its_range_is_refused(relics):
     # A listing that misses a few of many is applied.
     relics.reconcile([listing(docs[3:])])
     assert relics.indexed()["documents_absent"] == 3
+    # An operator who knows the mass deletion is real lets it through.
+    relics.harness.vector_store = relics.harness.vector_store.model_copy(
+        update={"max_absent_share": 1.0}
+    )
+    relics.reconcile([listing(docs[3:4])])
+    assert relics.indexed()["documents_absent"] == len(docs) - 4
+    assert relics.held() == {docs[3].doc_id}
+
+
+def test_the_mass_deletion_share_is_read_from_the_environment(monkeypatch):
+    from sync_pipelines.definitions import MAX_DELETE_SHARE_ENV, vector_store_resource
+
+    assert vector_store_resource().max_absent_share == 0.5
+    monkeypatch.setenv(MAX_DELETE_SHARE_ENV, "0.9")
+    assert vector_store_resource().max_absent_share == 0.9
+    monkeypatch.setenv(MAX_DELETE_SHARE_ENV, "most")
+    with pytest.raises(ValueError, match="SYNC_LISTING_MAX_DELETE_SHARE must be a number"):
+        vector_store_resource()
 
 
 def test_a_sync_listing_deletes_like_a_reconciliation_after_its_own_documents(relics):

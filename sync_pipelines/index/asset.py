@@ -134,6 +134,7 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
             ),
             partition_time=partition_times(),
             warn=context.log.warning,
+            max_absent_share=context.resources.vector_store.max_absent_share,
         )
         stats = updater.apply(_read_entries(files))
         if (

@@ -68,6 +68,15 @@ class VectorStoreResource(ConfigurableResource):
     batch_documents: int = Field(
         default=500, description="Documents chunked, embedded and upserted per batch."
     )
+    max_absent_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A listing that would delete more than this share of what the index holds in its "
+            "range (and at least 20 documents) is refused; 1.0 lets a real mass deletion through."
+        ),
+    )
     ledger_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the chunk ledger; default: SQLite beside the data dir.",

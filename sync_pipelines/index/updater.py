@@ -17,9 +17,10 @@ a moved URL) has its stored metadata replaced in place: no embedding. A listing 
 Listing) deletes, like tombstones, the documents of its scope the ledger places in its range
 that it does not list; it is applied where it stands in the stream, after the documents
 before it. One that would delete most of what the index holds there (at least
-ABSENT_GUARD_MIN documents and over ABSENT_GUARD_SHARE of them) is refused and counted: an
-API that suddenly answers nothing (a lost permission, a filter gone wrong) must not empty the
-index; a real mass deletion is a tombstone signal or a decision for an operator.
+ABSENT_GUARD_MIN documents and over `max_absent_share` of them, by default half) is refused
+and counted: an API that suddenly answers nothing (a lost permission, a filter gone wrong)
+must not empty the index; a real mass deletion is a tombstone signal, or an operator's
+decision (raise the share for one run, see the README).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from sync_pipelines.index.stores.base import VectorRecord, VectorStore, batched
 # request and (within Pinecone's 2 MB) one upsert request each; LanceDB merges 100 rows in ~12 ms.
 WRITE_UNIT = 100
 ABSENT_GUARD_MIN = 20
-ABSENT_GUARD_SHARE = 0.5
 
 PartitionTime = Callable[[Document], float]
 
@@ -58,7 +58,7 @@ class IndexStats:
     chunks_deleted: int = 0
     tombstones: int = 0
     listings: int = 0
-    listings_refused: int = 0  # would have deleted most of their range (see ABSENT_GUARD_*)
+    listings_refused: int = 0  # would have deleted most of their range (module docstring)
     documents_deleted: int = 0  # by tombstones and listings
     documents_absent: int = 0  # of those, by listings
     vectors_deleted: int = 0
@@ -88,6 +88,7 @@ class IndexUpdater:
         write_unit: int = WRITE_UNIT,
         partition_time: PartitionTime = document_time,
         warn: Callable[[str], None] | None = None,
+        max_absent_share: float = 0.5,
     ):
         if write_unit < 1:
             raise ValueError(f"write_unit must be at least 1, got {write_unit}")
@@ -100,6 +101,7 @@ class IndexUpdater:
         self.write_unit = write_unit
         self.partition_time = partition_time
         self.warn = warn
+        self.max_absent_share = max_absent_share
         self.stats = IndexStats()
         self._lock = threading.Lock()  # a store may report requests from several threads
 
@@ -203,13 +205,14 @@ class IndexUpdater:
         self.stats.listings += 1
         held = self.ledger.ids_in_range(listing.scope, listing.start, listing.judged_until)
         absent = {doc: ids for doc, ids in held.items() if doc not in listing.doc_ids}
-        if len(absent) >= ABSENT_GUARD_MIN and len(absent) > ABSENT_GUARD_SHARE * len(held):
+        if len(absent) >= ABSENT_GUARD_MIN and len(absent) > self.max_absent_share * len(held):
             self.stats.listings_refused += 1
             if self.warn is not None:
                 self.warn(
                     f"listing of {listing.scope} over [{listing.start}, {listing.judged_until}) "
                     f"refused: it would delete {len(absent)} of the {len(held)} documents the "
-                    "index holds there; nothing deleted"
+                    "index holds there; nothing deleted (over vector_store.max_absent_share "
+                    f"{self.max_absent_share}; raise it to let a real mass deletion through)"
                 )
             return
         self.stats.documents_absent += self._delete(absent)
