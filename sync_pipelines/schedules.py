@@ -40,6 +40,20 @@ def partition_days(scheduled_at) -> list[str]:
     return days
 
 
+def active_connection_ids(
+    entry: "SourceDeclaration", connections: ConnectionRegistry
+) -> list[str] | SkipReason:
+    """The source's active connections, or why a tick requests nothing (switched off, or
+    an unusable registry)."""
+    reason = entry.disabled_reason()
+    if reason:
+        return SkipReason(reason)
+    try:
+        return [c.id for c in connections.active(entry.name)]
+    except RegistryError as exc:
+        return SkipReason(f"connection registry is invalid: {exc}")
+
+
 def build_source_schedule(entry: "SourceDeclaration", job: "UnresolvedAssetJobDefinition"):
     """The schedule of `entry`, launching its runs as `job` (named, so the runs list shows a
     target rather than an anonymous asset job)."""
@@ -56,13 +70,9 @@ def build_source_schedule(entry: "SourceDeclaration", job: "UnresolvedAssetJobDe
         ),
     )
     def source_schedule(context: ScheduleEvaluationContext, connections: ConnectionRegistry):
-        reason = entry.disabled_reason()
-        if reason:
-            return SkipReason(reason)
-        try:
-            active = [c.id for c in connections.active(entry.name)]
-        except RegistryError as exc:
-            return SkipReason(f"connection registry is invalid: {exc}")
+        active = active_connection_ids(entry, connections)
+        if isinstance(active, SkipReason):
+            return active
         if not active:
             return SkipReason(
                 f"{entry.name} has no active connection in {connections.path} "

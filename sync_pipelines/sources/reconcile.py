@@ -42,6 +42,7 @@ from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.partitions import SyncWindow, connections_partitions_name
 from sync_pipelines.resilience import SourcePermanentError
 from sync_pipelines.resources import ConnectionRegistry
+from sync_pipelines.schedules import active_connection_ids
 from sync_pipelines.sources.base import FILES_KEY, SOURCE_RETRY_POLICY, Previous, SourceRun
 from sync_pipelines.sources.figures import run_figures
 
@@ -202,13 +203,9 @@ def build_reconcile_schedule(spec: "SourceDeclaration", job):
         ),
     )
     def reconcile_schedule(context: ScheduleEvaluationContext, connections: ConnectionRegistry):
-        reason = spec.disabled_reason()
-        if reason:
-            return SkipReason(reason)
-        try:
-            active = [c.id for c in connections.active(spec.name)]
-        except RegistryError as exc:
-            return SkipReason(f"connection registry is invalid: {exc}")
+        active = active_connection_ids(spec, connections)
+        if isinstance(active, SkipReason):
+            return active
         known = set(context.instance.get_dynamic_partitions(connections_partitions_name(spec.name)))
         ready = [c for c in active if c in known]
         if not ready:
