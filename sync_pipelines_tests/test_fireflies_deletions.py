@@ -6,6 +6,10 @@ from datetime import timedelta
 from math import ceil
 
 import pytest
+from sync_pipelines_sandbox.company import Company
+from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
+from sync_pipelines_sandbox.fireflies.data import FirefliesData
+from sync_pipelines_sandbox.server import Sandbox
 
 from sync_pipelines import clock, resilience
 from sync_pipelines.connections import Connection
@@ -21,10 +25,7 @@ from sync_pipelines.sources.fireflies.client import (
 )
 from sync_pipelines.sources.fireflies.reconcile import list_meetings
 from sync_pipelines.sources.fireflies.sync import FirefliesOptions, FirefliesSync
-from sync_pipelines_sandbox.company import Company
-from sync_pipelines_sandbox.fireflies.api import SANDBOX_FIREFLIES_API_KEY
-from sync_pipelines_sandbox.fireflies.data import FirefliesData
-from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines.sources.reconcile import reconcile_window
 from sync_pipelines_tests.conftest import day, today
 
 KEY_ENV = "TEST_FIREFLIES_DELETIONS_KEY"
@@ -185,18 +186,15 @@ def test_pages_of_one_meeting_prove_nothing(sandbox, connection):
 
 # ------------------------------------------------------------------ the reconciliation
 def reconcile_run(connection, **settings) -> SourceRun:
-    """The run SOURCE.reconcile gets for its last 30 days, on the emulator, unpaced."""
+    """The run SOURCE.reconcile gets over its declared window, on the emulator, unpaced."""
     resource = FirefliesResource(rate_per_s=0, timeout_s=10, **settings)
-    first = today() - timedelta(days=SOURCE.reconcile.days - 1)
-    days = tuple((first + timedelta(days=i)).strftime("%Y-%m-%d")
-                 for i in range(SOURCE.reconcile.days))
     return SourceRun(
         context=None,
         connection=connection,
         resource=resource,
         client=resource.client_for(connection),
         options=FirefliesOptions(),
-        window=SyncWindow("acme", first, today() + timedelta(days=1), days),
+        window=reconcile_window("acme", SOURCE.reconcile.days),
         previous=Previous(),
     )
 

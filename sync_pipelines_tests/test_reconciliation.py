@@ -7,9 +7,6 @@ own pool."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
 from dataclasses import replace
 
 import pytest
@@ -19,7 +16,6 @@ from sync_pipelines import clock
 from sync_pipelines.documents import Document, DocumentFiles, Listing
 from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines.errors import SourcePermanentError
-from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry
 from sync_pipelines.sources import registry
 from sync_pipelines.sources.base import build_source_asset
@@ -32,7 +28,11 @@ from sync_pipelines.sources.reconcile import (
 from sync_pipelines.index.updater import ABSENT_GUARD_MIN
 from sync_pipelines_tests.conftest import day
 from sync_pipelines_tests.test_tombstones import page
-from sync_pipelines_tests.test_tombstones_end_to_end import use_store
+from sync_pipelines_tests.test_tombstones_end_to_end import (
+    install_source,
+    remove_source,
+    use_store,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -92,28 +92,11 @@ SCOPE = "relics:acme:"
 def relics(harness, tmp_path, monkeypatch):
     """The harness with a `relics` source on the sources' search path, one `acme`
     connection, and a vector_index reading both its assets."""
-    import sync_pipelines.sources as sources_package
-
-    importlib.import_module("sync_pipelines.definitions")  # built without relics
-    folder = tmp_path / "extra" / "relics"
-    folder.mkdir(parents=True)
-    (folder / "__init__.py").write_text(textwrap.dedent(RELICS))
-    monkeypatch.setattr(
-        sources_package, "__path__", [*sources_package.__path__, str(folder.parent)]
-    )
-    registry.refresh()
-    monkeypatch.setenv("RELICS_TOKEN", "secret")
-    harness.registry.write_text(
-        "connections:\n  - {id: acme, source: relics, credentials: {token: RELICS_TOKEN}}\n"
-    )
-    harness.instance.add_dynamic_partitions(connections_partitions_name("relics"), ["acme"])
-    module = importlib.import_module("sync_pipelines.sources.relics")
+    module = install_source(harness, tmp_path, monkeypatch, "relics", RELICS)
     harness.extra_resources = {"relics": module.RelicsResource()}
     use_store(harness, "lance")
     yield Pipeline(harness, module)
-    sys.modules.pop("sync_pipelines.sources.relics", None)
-    monkeypatch.undo()
-    registry.refresh()
+    remove_source("relics", monkeypatch)
 
 
 class Pipeline:

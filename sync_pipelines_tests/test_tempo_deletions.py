@@ -1,26 +1,24 @@
 """Tempo deletions show only by absence: the emulator deletes a worklog without a trace (404 by
 id), and the daily reconciliation lists exactly the worklogs that still exist, or raises."""
 
-from datetime import timedelta
 from math import ceil
 
 import httpx
 import pytest
-
-from sync_pipelines import clock, resilience
-from sync_pipelines.connections import Connection
-from sync_pipelines.errors import MalformedResponseError, SourceError
-from sync_pipelines.partitions import SyncWindow
-from sync_pipelines.resilience import CallStats
-from sync_pipelines.sources.base import Previous, SourceRun
-from sync_pipelines.sources.tempo import SOURCE
-from sync_pipelines.sources.tempo.client import TempoClient, TempoResource
-from sync_pipelines.sources.tempo.sync import TempoOptions
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.jira.data import ARCHIVED_PROJECT
 from sync_pipelines_sandbox.server import Sandbox
 from sync_pipelines_sandbox.tempo.data import SANDBOX_TEMPO_TOKEN, TempoWorklogs
-from sync_pipelines_tests.conftest import today
+
+from sync_pipelines import clock, resilience
+from sync_pipelines.connections import Connection
+from sync_pipelines.errors import MalformedResponseError, SourceError
+from sync_pipelines.resilience import CallStats
+from sync_pipelines.sources.base import Previous, SourceRun
+from sync_pipelines.sources.reconcile import reconcile_window
+from sync_pipelines.sources.tempo import SOURCE
+from sync_pipelines.sources.tempo.client import TempoClient, TempoResource
+from sync_pipelines.sources.tempo.sync import TempoOptions
 
 TOKEN_ENV = "TEST_TEMPO_DELETIONS_TOKEN"
 SCOPE = "tempo:acme:"
@@ -33,19 +31,16 @@ def connection_to(sandbox, monkeypatch) -> Connection:
 
 
 def reconcile_run(sandbox, monkeypatch, **settings) -> SourceRun:
-    """The run SOURCE.reconcile gets for its last 30 days, on the emulator, unpaced."""
+    """The run SOURCE.reconcile gets over its declared window, on the emulator, unpaced."""
     connection = connection_to(sandbox, monkeypatch)
     resource = TempoResource(rate_per_s=0, timeout_s=5, **settings)
-    first = today() - timedelta(days=SOURCE.reconcile.days - 1)
-    days = tuple((first + timedelta(days=i)).strftime("%Y-%m-%d")
-                 for i in range(SOURCE.reconcile.days))
     return SourceRun(
         context=None,
         connection=connection,
         resource=resource,
         client=resource.client_for(connection),
         options=TempoOptions(),
-        window=SyncWindow("acme", first, today() + timedelta(days=1), days),
+        window=reconcile_window("acme", SOURCE.reconcile.days),
         previous=Previous(),
     )
 

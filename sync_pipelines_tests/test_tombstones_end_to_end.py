@@ -70,32 +70,44 @@ SOURCE = SourceDeclaration(
 '''
 
 
-@pytest.fixture
-def gizmos(harness, tmp_path, monkeypatch):
-    """The harness with a `gizmos` source folder on the sources' search path, one `acme`
-    connection, and a vector_index that reads it. Yields the source's module (its SCRIPT)."""
+def install_source(harness, tmp_path, monkeypatch, name: str, text: str):
+    """A throw-away source `name` (its `__init__.py` is `text`, its token `<NAME>_TOKEN`) on
+    the sources' search path with one `acme` connection; answers its module. Undo with
+    `remove_source`."""
     import sync_pipelines.sources as sources_package
 
-    importlib.import_module("sync_pipelines.definitions")  # built without gizmos
-    folder = tmp_path / "extra" / "gizmos"
+    importlib.import_module("sync_pipelines.definitions")  # built without it
+    folder = tmp_path / "extra" / name
     folder.mkdir(parents=True)
-    (folder / "__init__.py").write_text(textwrap.dedent(GIZMOS))
+    (folder / "__init__.py").write_text(textwrap.dedent(text))
     monkeypatch.setattr(
         sources_package, "__path__", [*sources_package.__path__, str(folder.parent)]
     )
     registry.refresh()
-    monkeypatch.setenv("GIZMOS_TOKEN", "secret")
+    token = f"{name.upper()}_TOKEN"
+    monkeypatch.setenv(token, "secret")
     harness.registry.write_text(
-        "connections:\n  - {id: acme, source: gizmos, credentials: {token: GIZMOS_TOKEN}}\n"
+        f"connections:\n  - {{id: acme, source: {name}, credentials: {{token: {token}}}}}\n"
     )
-    harness.instance.add_dynamic_partitions(connections_partitions_name("gizmos"), ["acme"])
-    module = importlib.import_module("sync_pipelines.sources.gizmos")
+    harness.instance.add_dynamic_partitions(connections_partitions_name(name), ["acme"])
+    return importlib.import_module(f"sync_pipelines.sources.{name}")
+
+
+def remove_source(name: str, monkeypatch) -> None:
+    sys.modules.pop(f"sync_pipelines.sources.{name}", None)
+    monkeypatch.undo()
+    registry.refresh()
+
+
+@pytest.fixture
+def gizmos(harness, tmp_path, monkeypatch):
+    """The harness with a `gizmos` source and a vector_index that reads it. Yields the
+    source's module (its SCRIPT), its asset and the vector_index."""
+    module = install_source(harness, tmp_path, monkeypatch, "gizmos", GIZMOS)
     harness.extra_resources = {"gizmos": module.GizmosResource()}
     asset = build_source_asset(registry.declaration("gizmos"))
     yield module, asset, build_vector_index([asset])
-    sys.modules.pop("sync_pipelines.sources.gizmos", None)
-    monkeypatch.undo()
-    registry.refresh()
+    remove_source("gizmos", monkeypatch)
 
 
 def gizmo(i: int) -> Document:
