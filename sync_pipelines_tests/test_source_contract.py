@@ -1,5 +1,6 @@
 """The contract every source passes against its emulator: paging, 429, 5xx, an empty window,
-idempotent re-runs, bad credentials, month backfills in few runs, and deletions: a record
+idempotent re-runs, bad credentials, month backfills in few runs, records not ready yet
+(fetched again by later runs, written once ready, never empty), and deletions: a record
 deleted in the emulator leaves the index after the sync or the reconciliation that sees it,
 and a listing that fails part-way deletes nothing."""
 
@@ -15,7 +16,9 @@ from dagster import materialize
 from sync_pipelines.documents import DocumentFiles
 from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines_tests.conftest import day, today
+from sync_pipelines.sources import pending as pending_items
 from sync_pipelines.sources import registry
+from sync_pipelines.sources.base import PENDING_KEY
 from sync_pipelines_sandbox.contract import SourceContract, contract_for
 
 pytestmark = pytest.mark.integration
@@ -202,6 +205,35 @@ def test_a_listing_that_fails_part_way_deletes_nothing(harness, source):
     assert harness.sandbox.knobs.calls[route] >= 2, "the listing must have reached page 2"
     assert index(harness, source)["documents_deleted"] == 0
     assert held(harness) == before
+
+
+def pending_ids(harness, source, result) -> set[str]:
+    """The doc ids the run left pending (every partition of a run stores the whole list)."""
+    stored = harness.metadata(result, source.name)[PENDING_KEY]
+    return {item.doc_id for item in pending_items.from_json(stored)}
+
+
+def test_a_record_not_ready_waits_and_lands_once_ready(harness, source):
+    days, start, end = data_range(source)
+    if source.not_ready is None:  # records are complete when listed: nothing ever waits
+        result = harness.sync(source.asset, days)
+        assert pending_ids(harness, source, result) == set()
+        return
+    complete = source.expected_ids(harness.sandbox.company, start, end)
+    doc_id, make_ready = source.not_ready(harness.sandbox)
+    assert doc_id in complete
+    first = harness.sync(source.asset, days)
+    assert doc_id not in doc_ids(harness, source, first), "an unready record is never written"
+    assert pending_ids(harness, source, first) == {doc_id}
+    # Still not ready: a later run of another day asks again and keeps waiting.
+    later = harness.sync(source.asset, [day(0)])
+    assert doc_id not in doc_ids(harness, source, later)
+    assert pending_ids(harness, source, later) == {doc_id}
+    make_ready()
+    ready = harness.sync(source.asset, [day(0)])
+    written = [d for d in harness.documents(ready, source.name) if d.doc_id == doc_id]
+    assert len(written) == 1 and written[0].text.strip()
+    assert pending_ids(harness, source, ready) == set()
 
 
 @pytest.mark.parametrize("name", SOURCES)

@@ -48,6 +48,10 @@ class SourceContract:
         reconciliation does.
     reconcile_route: the knob route of the reconciliation's listing call (faults are
         injected there to show a failed listing deletes nothing); None without one.
+    not_ready: (sandbox) -> (doc_id, make_ready): makes one record of a past day of
+        `data_days` not ready yet at the vendor (a transcript still processing), as the
+        vendor serves it, and answers its doc_id and a function that finishes it; None for
+        sources whose records are always complete.
     """
 
     name: str
@@ -64,6 +68,7 @@ class SourceContract:
     delete_record: Callable[[Sandbox], str] | None = None
     deletion_seen_by: str = "reconcile"
     reconcile_route: str | None = None
+    not_ready: Callable[[Sandbox], tuple[str, Callable[[], None]]] | None = None
 
 
 class MissingContract(LookupError):

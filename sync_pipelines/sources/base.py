@@ -45,6 +45,7 @@ from sync_pipelines.resilience import CallStats, SourcePermanentError
 from sync_pipelines.sources import pending as pending_items
 from sync_pipelines.sources.figures import (
     DOCUMENTS_KEY,
+    CURSOR_KEY,
     HWM_KEY,
     TOMBSTONES_KEY,
     day_figures,
@@ -68,11 +69,13 @@ SOURCE_RETRY_POLICY = RetryPolicy(
 
 @dataclass(frozen=True)
 class Previous:
-    """What earlier runs left for this one: the partition's mark (single-day runs only) and
-    the connection's items still waiting to be fetched again."""
+    """What earlier runs left for this one: the partition's mark and the source's own resume
+    position (`cursor`, e.g. a mailbox history id; both single-day runs only), and the
+    connection's items still waiting to be fetched again."""
 
     high_water_mark: float | None = None
     pending: tuple[PendingItem, ...] = ()
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,17 @@ class SourceRun:
     def mark(self) -> float | None:
         return self.previous.high_water_mark
 
+    @property
+    def cursor(self) -> str | None:
+        return self.previous.cursor
+
 
 @dataclass(kw_only=True)
 class SyncResult:
     """What every source's sync answers; a source's subclass adds its own counters, which the
     asset reports as metadata under their names. `mode` is the window's ('full' or
-    'incremental', from `SyncWindow.bounds`); `tombstones`, `listings`, `pending` and
-    `given_up` as in SyncOutcome."""
+    'incremental', from `SyncWindow.bounds`); `tombstones`, `listings`, `pending`,
+    `given_up` and `cursor` as in SyncOutcome."""
 
     documents: list[Document]
     high_water_mark: float
@@ -108,6 +115,7 @@ class SyncResult:
     listings: list[Listing] = field(default_factory=list)
     pending: list[PendingItem] = field(default_factory=list)
     given_up: list[PendingItem] = field(default_factory=list)
+    cursor: str | None = None
 
 
 @dataclass
@@ -116,8 +124,10 @@ class SyncOutcome:
     vectors leave the index), `listings` prove what exists in a scope and range (vector_index
     deletes what it holds there that is not listed; documents.Listing), `pending` are items
     not written yet (fetch again next run),
-    `given_up` items written flagged after waiting out pending.MAX_WAIT_S; `metadata` holds
-    the run's own figures and labels."""
+    `given_up` items written flagged after waiting out pending.MAX_WAIT_S; `cursor` is the
+    source's own resume position (opaque text) stored on every day of the window and handed
+    to the next single-day run of each (SourceRun.cursor); `metadata` holds the run's own
+    figures and labels."""
 
     documents: list[Document]
     high_water_mark: float
@@ -127,12 +137,16 @@ class SyncOutcome:
     given_up: list[PendingItem] = field(default_factory=list)
     tombstones: list[Tombstone] = field(default_factory=list)
     listings: list[Listing] = field(default_factory=list)
+    cursor: str | None = None
 
     @classmethod
     def from_result(cls, result, stats: CallStats, **extra) -> "SyncOutcome":
         """From a source's result dataclass: its documents, mark, tombstones and pending/given_up
         items (if it has them), every other field (and `extra`) as metadata under its name."""
-        own = {"documents", "high_water_mark", "pending", "given_up", "tombstones", "listings"}
+        own = {
+            "documents", "high_water_mark", "pending", "given_up", "tombstones", "listings",
+            "cursor",
+        }  # fmt: skip
         metadata = {
             f.name: getattr(result, f.name)
             for f in dataclasses.fields(result)
@@ -147,18 +161,24 @@ class SyncOutcome:
             list(getattr(result, "given_up", [])),
             list(getattr(result, "tombstones", [])),
             list(getattr(result, "listings", [])),
+            getattr(result, "cursor", None),
         )
 
 
-def previous_high_water_mark(context: AssetExecutionContext, key: str) -> float | None:
-    """The mark of the partition's latest materialization, or None if it never landed."""
+def previous_marks(context: AssetExecutionContext, key: str) -> tuple[float | None, str | None]:
+    """The mark and the source cursor of the partition's latest materialization (None for
+    what it never recorded)."""
     result = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1
     )
     if not result.records:
-        return None
-    entry = result.records[0].asset_materialization.metadata.get(HWM_KEY)
-    return float(entry.value) if entry is not None else None
+        return None, None
+    metadata = result.records[0].asset_materialization.metadata
+    mark, cursor = metadata.get(HWM_KEY), metadata.get(CURSOR_KEY)
+    return (
+        float(mark.value) if mark is not None else None,
+        str(cursor.value) if cursor is not None else None,
+    )
 
 
 def previous_pending(context: AssetExecutionContext, connection: str) -> list[PendingItem]:
@@ -242,17 +262,17 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
             label = f"{spec.name} connection '{window.connection}'"
             try:
                 connection = registry.get(spec.name, window.connection)
-                hwm = None
+                hwm = cursor = None
                 if len(window.days) == 1:
                     key = partition_key(window.days[0], window.connection)
-                    hwm = previous_high_water_mark(context, key)
+                    hwm, cursor = previous_marks(context, key)
                 carried = previous_pending(context, window.connection)
                 context.log.info(
                     f"{label}: days {window.days[0]}..{window.days[-1]}, previous mark {hwm}, "
                     f"{len(carried)} pending items"
                 )
                 options = spec.parse_options(connection)
-                previous = Previous(hwm, tuple(carried))
+                previous = Previous(hwm, tuple(carried), cursor)
                 outcome = run_sync(spec, context, connection, options, window, previous)
             # Rejected credentials and answers that will not change (404, 400, 410, 422, ...).
             except (SourcePermanentError, CredentialError, RegistryError, ValueError) as exc:
@@ -288,6 +308,7 @@ def build_source_asset(spec: "SourceDeclaration") -> AssetsDefinition:
                     **figures,
                     FILES_KEY: MetadataValue.json([str(path)]),
                     PENDING_KEY: MetadataValue.json(pending_items.to_json(pending)),
+                    **({CURSOR_KEY: outcome.cursor} if outcome.cursor is not None else {}),
                 }
             for name, value in {**outcome.stats.as_metadata(), **outcome.metadata}.items():
                 if isinstance(value, (int, float)):

@@ -110,6 +110,9 @@ class SourceDeclaration:
     # The periodic listing that finds records deleted without a signal (None: the sync's own
     # signals are all there is).
     reconcile: Reconciliation | None = None
+    # Its documents are recorded conversations (calls, meetings): call_insights extracts
+    # features, pain points and action items from each one's text.
+    transcripts: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

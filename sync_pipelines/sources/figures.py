@@ -26,6 +26,7 @@ ROW_COUNT_KEY = "dagster/row_count"
 PENDING_COUNT_KEY = "pending_items"
 GIVEN_UP_KEY = "pending_given_up"
 HWM_KEY = "high_water_mark"
+CURSOR_KEY = "source_cursor"  # a source's own resume position (SyncOutcome.cursor)
 
 
 def document_time(doc: Document) -> float:

@@ -30,6 +30,18 @@ def delete_record(sandbox) -> str:
     return f"fireflies:acme:{meetings[0].id}"
 
 
+def not_ready(sandbox):
+    """Puts the newest meeting of a past day of `data_days` back into processing until
+    make_ready() is called; answers its doc_id."""
+    first, _ = CONTRACT.data_days
+    midnight = datetime.combine(clock.today(), time(), timezone.utc)
+    start, end = (midnight + timedelta(days=first)).timestamp(), midnight.timestamp()
+    data = FirefliesData.of(sandbox.company)
+    meeting = data.expected(start, end)[0]
+    data.set_ready_at(meeting.id, clock.now_epoch() + 86_400)
+    return f"fireflies:acme:{meeting.id}", lambda: data.set_ready_at(meeting.id, None)
+
+
 CONTRACT = SourceContract(
     name="fireflies",
     asset=fireflies_asset,
@@ -52,4 +64,5 @@ CONTRACT = SourceContract(
     # same `transcripts` call, ids and dates only.
     deletion_seen_by="sync",
     reconcile_route="transcripts",
+    not_ready=not_ready,
 )
