@@ -35,7 +35,7 @@ def _metrics(args: argparse.Namespace) -> int:
     from sync_pipelines.metrics import metrics_table
     from sync_pipelines.sources.registry import names
 
-    assets = [args.source] if args.source else [*names(), "vector_index"]
+    assets = [args.source] if args.source else [*names(), "call_insights", "vector_index"]
     frame = metrics_table(DagsterInstance.get(), assets, last=args.last)
     print(frame.to_string(index=False) if not frame.empty else "no runs recorded yet")
     return 0
@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--days", type=int, default=5)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_demo)
+
+    from sync_pipelines.cli_insights import register as register_insights
+
+    register_insights(sub)
 
     sub.add_parser("sandbox", help="serve the API emulators (see --help after 'sandbox')")
     args = parser.parse_args(argv)

@@ -25,6 +25,9 @@ from sync_pipelines.catalog import connection_hints, index_metadata, with_metada
 from sync_pipelines.dead_runs import dead_run_reaper
 from sync_pipelines.index.asset import build_vector_index
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
+from sync_pipelines.insights.asset import build_call_insights
+from sync_pipelines.insights.model import MODEL_ENV, ChatModelResource
+from sync_pipelines.insights.table import InsightsStore
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.schedules import build_source_schedule
 from sync_pipelines.sensors import build_connections_sensor
@@ -95,6 +98,35 @@ def vector_store_resource() -> VectorStoreResource:
     return VectorStoreResource(**options)
 
 
+def chat_model_resource() -> ChatModelResource:
+    """The chat model of call_insights: off until `SYNC_INSIGHTS_MODEL` names one; its key is
+    `SYNC_INSIGHTS_API_KEY` when set, else `OPENAI_API_KEY`, its server
+    `SYNC_INSIGHTS_BASE_URL`, else `OPENAI_BASE_URL`, else OpenAI."""
+    model = _env(MODEL_ENV)
+    if not model:
+        return ChatModelResource()
+    options: dict = {
+        "model": model,
+        "api_key": EnvVar(
+            "SYNC_INSIGHTS_API_KEY" if _env("SYNC_INSIGHTS_API_KEY") else "OPENAI_API_KEY"
+        ),
+        "base_url": _env("SYNC_INSIGHTS_BASE_URL") or _env("OPENAI_BASE_URL"),
+    }
+    numbers = {
+        "context_tokens": ("SYNC_INSIGHTS_CONTEXT_TOKENS", int),
+        "max_output_tokens": ("SYNC_INSIGHTS_MAX_OUTPUT_TOKENS", int),
+        "price_in_per_1m": ("SYNC_INSIGHTS_PRICE_IN_PER_1M", float),
+        "price_out_per_1m": ("SYNC_INSIGHTS_PRICE_OUT_PER_1M", float),
+    }
+    for field, (name, kind) in numbers.items():
+        if _env(name):
+            try:
+                options[field] = kind(_env(name))
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {_env(name)!r}") from None
+    return ChatModelResource(**options)
+
+
 def source_resources() -> dict:
     """Each source's resource under its name, configured from the environment."""
     return {d.name: d.resource_from_env() for d in declarations()}
@@ -107,6 +139,8 @@ def build_resources() -> dict:
         **source_resources(),
         "embedder": embedder_resource(),
         "vector_store": vector_store_resource(),
+        "chat_model": chat_model_resource(),
+        "insights_store": InsightsStore(),
         "alerts": AlertsResource.from_env(),
     }
 
@@ -129,8 +163,11 @@ def build_definitions() -> Definitions:
     assets = [with_metadata(a, {"connections": hints[n]}) for n, a in source_assets().items()]
     reconciliations = reconcile_assets()
     resources = build_resources()
+    # Insights of every source whose documents are recorded calls, indexed like a source.
+    transcripts = [a for d, a in zip(sources, assets) if d.transcripts]
+    insights = [build_call_insights(transcripts)] if transcripts else []
     vector_index = with_metadata(
-        build_vector_index([*assets, *reconciliations.values()]),
+        build_vector_index([*assets, *reconciliations.values(), *insights]),
         index_metadata(resources["embedder"], resources["vector_store"]),
     )
     sync_jobs = [source_sync_job(d, a) for d, a in zip(sources, assets)]
@@ -142,12 +179,25 @@ def build_definitions() -> Definitions:
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
     )
+    insights_automation = [
+        AutomationConditionSensorDefinition(
+            "call_insights_automation",
+            target=AssetSelection.assets(a),
+            default_status=DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+        )
+        for a in insights
+    ]
     return Definitions(
-        assets=[*assets, vector_index, *reconciliations.values()],
+        assets=[*assets, vector_index, *reconciliations.values(), *insights],
         jobs=[
             *sync_jobs,
             *reconcile_jobs,
             define_asset_job("vector_index_update", selection=AssetSelection.assets(vector_index)),
+            *(
+                define_asset_job("call_insights_update", selection=AssetSelection.assets(a))
+                for a in insights
+            ),
         ],
         schedules=[
             *(build_source_schedule(d, j) for d, j in zip(sources, sync_jobs)),
@@ -156,8 +206,12 @@ def build_definitions() -> Definitions:
         sensors=[
             build_connections_sensor(names()),
             vector_index_automation,
+            *insights_automation,
             build_alerts_sensor(
-                names(), other_assets=[a.key.to_user_string() for a in reconciliations.values()]
+                names(),
+                other_assets=[
+                    a.key.to_user_string() for a in [*reconciliations.values(), *insights]
+                ],
             ),
             dead_run_reaper,
         ],
@@ -169,4 +223,5 @@ defs = build_definitions()
 SOURCE_NAMES = names()
 SOURCE_ASSETS = list(defs.assets[: len(SOURCE_NAMES)])
 vector_index = defs.assets[len(SOURCE_NAMES)]
+call_insights = next((a for a in defs.assets if a.key.to_user_string() == "call_insights"), None)
 resources = defs.resources

@@ -57,6 +57,8 @@ def prepare_environment(root: Path, sandbox, sources) -> None:
             "SYNC_CONNECTIONS_FILE": str(registry),
             "SYNC_EMBEDDER": "hashing",
             "SYNC_VECTOR_STORE": "lance",
+            # call_insights asks the sandbox's chat model (OPENAI_BASE_URL/OPENAI_API_KEY)
+            "SYNC_INSIGHTS_MODEL": "gpt-4o-mini",
         }
     )
 
@@ -114,6 +116,18 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
                 f"{source}: {meta['run_documents_written']} documents in "
                 f"{meta['run_api_calls']} API calls ({meta['run_duration_s']} s)"
             )
+        _say("materializing call_insights (transcripts -> features, pain points, action items)")
+        insights = _metadata(
+            defs.resolve_job_def("call_insights_update").execute_in_process(
+                instance=instance, run_config=QUIET
+            ),
+            "call_insights",
+        )
+        _say(
+            f"call_insights: {insights['transcripts']} transcripts, {insights['calls']} model "
+            f"calls, {insights['tokens_in']} + {insights['tokens_out']} tokens "
+            f"(~${insights['cost_estimate_usd']})"
+        )
         _say("materializing vector_index (chunk, embed, upsert)")
         index = defs.resolve_job_def("vector_index_update").execute_in_process(
             instance=instance, run_config=QUIET

@@ -150,6 +150,21 @@ class Listing:
             raise ValueError(f"listing range [{self.start}, {self.end}) is empty")
         object.__setattr__(self, "doc_ids", frozenset(self.doc_ids))
 
+    @classmethod
+    def of_connection(
+        cls,
+        source: str,
+        connection_id: str,
+        start: float,
+        end: float,
+        doc_ids: set[str],
+        listed_at: float,
+        reason: str,
+    ) -> Listing:
+        """A complete listing of every record of one connection in [start, end)."""
+        scope = Document.make_id(source, connection_id, "")
+        return cls(scope, start, end, frozenset(doc_ids), listed_at, reason)
+
     @property
     def doc_id(self) -> str:
         """The key a listing has in a file (its scope): two listings of one scope and range

@@ -7,10 +7,11 @@ import re
 
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 
 from sync_pipelines.cli import main
 from sync_pipelines.partitions import connections_partitions_name, partition_key
-from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
+from sync_pipelines.sources import registry
 from sync_pipelines_tests.conftest import day
 
 NO_PACING = "    options: {tier_limits_per_minute: {tier2: 0, tier3: 0, tier4: 0}}\n"
@@ -130,8 +131,9 @@ def test_sync_days_are_checked(home, capsys, case):
 
 
 def test_sync_names_what_is_wrong_with_source_connection_or_instance(home, capsys, monkeypatch):
-    assert main(["sync", "gmail", "--connection", "fresh", "--day", day(-1)]) == 2
-    assert "unknown source 'gmail'; sources: slack, jira" in capsys.readouterr().err
+    assert main(["sync", "nosuchsource", "--connection", "fresh", "--day", day(-1)]) == 2
+    listed = ", ".join(registry.names())
+    assert f"unknown source 'nosuchsource'; sources: {listed}" in capsys.readouterr().err
     assert main(["sync", "slack", "--connection", "acme", "--day", day(-1)]) == 2
     assert "known slack connections: ['fresh', 'paused', 'revoked']" in capsys.readouterr().err
     assert main(["sync", "slack", "--connection", "paused", "--day", day(-1)]) == 2

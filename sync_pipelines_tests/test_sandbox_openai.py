@@ -140,3 +140,121 @@ def test_rate_limit_shape_and_sdk_retry(client, sandbox):
     assert patient.embeddings.create(model=MODEL, input="x").data
     assert sandbox.knobs.count_429["embeddings"] == 2
     assert sandbox.knobs.calls["embeddings"] == 4
+
+
+# ------------------------------------------------------------------ chat completions
+CHAT = "gpt-4o-mini"
+
+
+def _insights_format() -> dict:
+    from sync_pipelines.insights.schema import RESPONSE_FORMAT
+
+    return RESPONSE_FORMAT
+
+
+def _call_text(seed: int = 3) -> tuple[str, list]:
+    import random
+
+    from sync_pipelines_sandbox.insight_terms import POSITIVE_LINES, customer_lines
+
+    facts = customer_lines(random.Random(seed), ["Ana Diaz", "Bo Li"], count=5)
+    lines = ["Ana Diaz: Thanks for joining, can everyone hear me?"]
+    lines += [f"Jordan Blake: {f.quote}" for f in facts] + [f"Jordan Blake: {POSITIVE_LINES[0]}"]
+    return "\n".join(lines), facts
+
+
+def _chat(client, text: str, **options):
+    return client.chat.completions.create(
+        model=options.pop("model", CHAT),
+        messages=[
+            {"role": "system", "content": "Extract insights. Answer in JSON."},
+            {"role": "user", "content": text},
+        ],
+        response_format=options.pop("response_format", _insights_format()),
+        **options,
+    )
+
+
+def test_chat_completion_answers_exactly_the_facts_the_text_states(client, sandbox):
+    import json
+
+    from sync_pipelines_sandbox.insight_terms import sentiment
+
+    text, facts = _call_text()
+    before = sandbox.openai.chat_requests
+    completion = _chat(client, text, max_completion_tokens=2000)
+    assert completion.object == "chat.completion" and completion.model == CHAT
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.refusal is None
+    answer = json.loads(choice.message.content)
+    assert [(i["kind"], i["value"], i["owner"]) for i in answer["insights"]] == [
+        (f.kind, f.value, f.owner) for f in facts
+    ]
+    assert all(i["quote"] in text for i in answer["insights"])
+    assert answer["sentiment"] == sentiment(text)
+    usage = completion.usage
+    assert usage.prompt_tokens == count_tokens(text) + count_tokens(
+        "Extract insights. Answer in JSON."
+    ) + 6
+    assert usage.completion_tokens == count_tokens(choice.message.content)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert sandbox.openai.chat_requests == before + 1
+    assert sandbox.knobs.calls["chat.completions"] == 1
+    # only the user turns are read: the same facts in the system prompt count for nothing
+    quiet = client.chat.completions.create(
+        model=CHAT,
+        messages=[{"role": "system", "content": text}, {"role": "user", "content": "Hi."}],
+        response_format=_insights_format(),
+    )
+    assert json.loads(quiet.choices[0].message.content)["insights"] == []
+
+
+def test_chat_completion_validates_like_openai(client, sandbox):
+    with pytest.raises(openai.NotFoundError) as missing:
+        _chat(client, "hello", model="gpt-9")
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as empty:
+        client.chat.completions.create(model=CHAT, messages=[])
+    assert empty.value.code == "empty_array"
+    loose = {"type": "json_schema", "json_schema": {"name": "x", "strict": True, "schema": {
+        "type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}}
+    with pytest.raises(openai.BadRequestError, match="additionalProperties"):
+        _chat(client, "hello", response_format=loose)
+    with pytest.raises(openai.BadRequestError, match="must contain the word 'json'"):
+        client.chat.completions.create(
+            model=CHAT,
+            messages=[{"role": "user", "content": "hello"}],
+            response_format={"type": "json_object"},
+        )
+    sandbox.openai.chat_context_tokens = 50
+    try:
+        with pytest.raises(openai.BadRequestError) as long:
+            _chat(client, "word " * 60)
+    finally:
+        sandbox.openai.chat_context_tokens = None
+    assert long.value.code == "context_length_exceeded"
+    text, _ = _call_text()
+    cut = _chat(client, text, max_completion_tokens=20).choices[0]
+    assert cut.finish_reason == "length" and count_tokens(cut.message.content) <= 20
+
+
+def test_chat_faults_refusal_bad_json_and_429(client, sandbox):
+    import json
+
+    text, _ = _call_text()
+    sandbox.openai.inject_chat("refusal")
+    refused = _chat(client, text).choices[0].message
+    assert refused.content is None and refused.refusal.startswith("I'm sorry")
+    sandbox.openai.inject_chat("bad_json", containing="needle")
+    assert json.loads(_chat(client, text).choices[0].message.content)  # not this one
+    broken = _chat(client, text + "\nneedle").choices[0].message.content
+    with pytest.raises(ValueError):
+        json.loads(broken)
+    assert json.loads(_chat(client, text + "\nneedle").choices[0].message.content)
+    sandbox.knobs.inject("chat.completions", "429", retry_after=2)
+    with pytest.raises(openai.RateLimitError) as limited:
+        _chat(client, text)
+    assert limited.value.response.headers["retry-after"] == "2"
+    assert sandbox.knobs.count_429["chat.completions"] == 1
+    with pytest.raises(ValueError):
+        sandbox.openai.inject_chat("tantrum")

@@ -82,7 +82,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 ACTION_TEMPLATE = "Action item: {owner} will {x}."
 _ACTION = re.compile(r"Action item: (?P<owner>[^.]+?) will (?P<task>[^.]+)\.")
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+|\s*\n\s*")  # a line break ends one too
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def facts_in(text: str) -> list[Fact]:
         lowered = sentence.lower()
         for kind in KINDS:
             for value in VALUES[kind]:
-                if value.lower() in lowered and (kind, value) not in found:
+                if _mentions(lowered, value) and (kind, value) not in found:
                     found[(kind, value)] = Fact(kind, value, sentence.strip())
         for match in _ACTION.finditer(sentence):
             task = match.group("task").strip()
@@ -132,6 +132,22 @@ def facts_in(text: str) -> list[Fact]:
                 owner = match.group("owner").strip()
                 found[("action_item", task)] = Fact("action_item", task, match.group(0), owner)
     return list(found.values())
+
+
+def _mentions(lowered: str, value: str) -> bool:
+    """`value` as whole words of the lower-cased sentence ("SSO" is not in "lesson")."""
+    return re.search(rf"(?<!\w){re.escape(value.lower())}(?!\w)", lowered) is not None
+
+
+def sentiment_quote(text: str) -> str:
+    """The sentence that shows the text's sentiment best (empty when neutral): its first
+    positive line, or the quote of its first pain point or objection."""
+    verdict = sentiment(text)
+    if verdict == "positive":
+        return next(line for line in POSITIVE_LINES if line in text)
+    if verdict == "negative":
+        return next(f.quote for f in facts_in(text) if f.kind in ("pain_point", "objection"))
+    return ""
 
 
 def sentiment(text: str) -> str:

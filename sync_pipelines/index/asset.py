@@ -82,12 +82,15 @@ def _read_entries(paths: Sequence[str]) -> Iterator[Entry]:
 
 def partition_times() -> Callable[[Document], float]:
     """The time each document's source partitions it by (what listings judge); a source no
-    longer declared falls back to the document's timestamp."""
+    longer declared, and an upstream that is no source (call_insights, whose documents carry
+    their call's time), fall back to the document's timestamp."""
     by_source = {d.name: d.partition_time for d in registry.declarations()}
     return lambda doc: by_source.get(doc.source, document_time)(doc)
 
 
 def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefinition:
+    """vector_index over `source_assets`: every asset whose materializations name document
+    files under FILES_KEY (the sources, their reconciliations, call_insights)."""
     source_keys = [a.key for a in source_assets]
 
     @asset(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company, Person
+from sync_pipelines_sandbox.insight_terms import Fact, customer_lines
 from sync_pipelines_sandbox.text import CUSTOMERS, DAYS, SERVICES
 
 SHARED_COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
@@ -52,6 +53,7 @@ PROJECT_TERMS = {
 }
 VIEW_URL = "https://app.fireflies.ai/view/"
 _DAY = 86_400
+INSIGHT_LINES = 4  # facts planted in each customer call (insight_terms.customer_lines)
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 # (title template, attendees (min, max), minutes (min, max), privacy override or None)
@@ -141,6 +143,7 @@ class Meeting:
     script: tuple[tuple[int, str], ...] | None = None  # (attendee index, text) overrides chatter
     version: int = 0
     ready_ms: int | None = None  # when its transcript is ready, epoch ms (None: already)
+    customer_call: bool = False  # the customer says what insight_terms plants (see planted)
 
     @property
     def organizer(self) -> Attendee:
@@ -214,6 +217,7 @@ class FirefliesData:
                     issue_keys=keys,
                     customer=customer,
                     seed=rng.getrandbits(32),
+                    customer_call=title.endswith(" customer call"),
                 )
             )
 
@@ -364,11 +368,38 @@ class FirefliesData:
             v=f"v{rng.randint(1, 4)}.{rng.randint(0, 30)}",
         )
 
+    def planted(self, meeting: Meeting) -> list[Fact]:
+        """The insights a customer call's transcript states (none for other meetings), drawn
+        from the meeting's own insights RNG: the other generated content never changes."""
+        if not meeting.customer_call or meeting.script is not None:
+            return []
+        owners = [a.name for a in meeting.attendees[:-1]]  # the customer's guest comes last
+        return customer_lines(self._insights_rng(meeting), owners, INSIGHT_LINES)
+
+    @staticmethod
+    def _insights_rng(meeting: Meeting, purpose: str = "facts") -> random.Random:
+        return random.Random(f"insights:{purpose}:{meeting.seed}")
+
+    def _plant(
+        self, meeting: Meeting, lines: list[tuple[int, str]], rng: random.Random
+    ) -> tuple[list[tuple[int, str]], set[int]]:
+        """The chatter with the planted facts said in it (the guest speaks the customer's
+        lines, the organizer the action item), and their indexes."""
+        facts = self.planted(meeting)
+        guest = len(meeting.attendees) - 1
+        for fact in facts:
+            speaker = 0 if fact.kind == "action_item" else guest
+            lines.insert(rng.randrange(1, max(2, len(lines))), (speaker, fact.quote))
+        quotes = {f.quote for f in facts}
+        return lines, {n for n, (_, text) in enumerate(lines) if text in quotes}
+
     def _sentences(self, meeting: Meeting, rng: random.Random) -> list[dict]:
+        planted: set[int] = set()
+        own = self._insights_rng(meeting, "placement")  # never the meeting's own RNG
         if meeting.script is not None:
             lines = list(meeting.script)
         else:
-            lines = self._chatter(meeting, rng)
+            lines, planted = self._plant(meeting, self._chatter(meeting, rng), own)
         out, at = [], 0.0
         for index, (speaker, text) in enumerate(lines):
             spoken = max(1.2, len(text.split()) / 2.6)
@@ -383,7 +414,7 @@ class FirefliesData:
                     "end_time": round(at + spoken, 2),
                 }
             )
-            at += spoken + rng.uniform(0.5, 5.0)
+            at += spoken + (own if index in planted else rng).uniform(0.5, 5.0)
         return out
 
     def _chatter(self, meeting: Meeting, rng: random.Random) -> list[tuple[int, str]]:

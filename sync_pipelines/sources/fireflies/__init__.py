@@ -32,4 +32,5 @@ SOURCE = SourceDeclaration(
     reconcile=Reconciliation(list_ids, days=30, at_hour=3, at_minute=35),
     credentials_env={"api_key": "FIREFLIES_API_KEY"},
     docs_url="https://docs.fireflies.ai/",
+    transcripts=True,
 )

@@ -14,7 +14,7 @@ from sync_pipelines.documents import Document, Listing
 from sync_pipelines.errors import SourceError
 from sync_pipelines.sources.base import SourceRun
 from sync_pipelines.sources.fireflies.client import SOURCE, FirefliesClient
-from sync_pipelines.sources.fireflies.sync import meeting_date, meetings_listing
+from sync_pipelines.sources.fireflies.sync import meeting_date
 
 RECONCILE_REASON = "no longer listed by Fireflies in the daily reconciliation"
 
@@ -42,4 +42,6 @@ def list_meetings(
             f"{client.label}: a meeting was deleted while the transcripts were paged, so one "
             "may have been skipped; nothing is listed"
         )
-    return meetings_listing(connection_id, start, end, found, listed_at, RECONCILE_REASON)
+    return Listing.of_connection(
+        SOURCE, connection_id, start, end, found, listed_at, RECONCILE_REASON
+    )

@@ -241,7 +241,9 @@ class FirefliesSync:
 
     def listing(self, start: float, end: float, doc_ids: set[str], listed_at: float) -> Listing:
         """What the run's listing proves: the meetings dated in [start, end) are these."""
-        return meetings_listing(self.connection_id, start, end, doc_ids, listed_at, SYNC_REASON)
+        return Listing.of_connection(
+            SOURCE, self.connection_id, start, end, doc_ids, listed_at, SYNC_REASON
+        )
 
     def document(self, transcript: dict, date: float) -> Document:
         meeting_id = str(transcript["id"])
@@ -323,20 +325,6 @@ class FirefliesSync:
             else "",
         ]
         return "\n".join(p for p in parts if p)
-
-
-def meetings_listing(
-    connection_id: str, start: float, end: float, doc_ids: set[str], listed_at: float, reason: str
-) -> Listing:
-    """A complete listing of the connection's meetings dated in [start, end)."""
-    return Listing(
-        scope=Document.make_id(SOURCE, connection_id, ""),
-        start=start,
-        end=end,
-        doc_ids=frozenset(doc_ids),
-        listed_at=listed_at,
-        reason=reason,
-    )
 
 
 def is_processing(transcript: dict) -> bool:
