@@ -160,11 +160,13 @@ class FathomData:
         days = max(1, (end - start + _DAY - 1) // _DAY)
         for n in range(max(16, self.company.message_count // 25)):
             minutes = round(rng.uniform(15, 60), 2)
-            day = start + rng.randrange(days) * _DAY
-            if n % 8 == 3:  # starts late in the evening, saved after midnight
+            if n % 8 == 3:  # starts late in the evening, saved after midnight: on a day
+                # whose next day has begun at any hour the company is generated
+                day = start + rng.randrange(max(1, days - 2)) * _DAY
                 begin = day + 23 * 3600 + rng.randrange(25 * 60, 50 * 60, 60)
                 minutes = max(minutes, 45.0)
             else:
+                day = start + rng.randrange(days) * _DAY
                 begin = day + rng.randrange(8 * 3600, 18 * 3600, 300)
             lag = rng.randrange(20, 120)
             if begin + minutes * 60 + lag > end:  # not saved yet: anywhere in the past span
