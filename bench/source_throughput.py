@@ -26,19 +26,34 @@ from sync_pipelines import clock
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sources.registry import names
+from sync_pipelines.warehouse.destination import WarehouseResource
 from sync_pipelines_sandbox import Company, Knobs, Sandbox
 from sync_pipelines_sandbox.contract import SourceContract, discover
 
 
-def production_resources(contract: SourceContract, sandbox: Sandbox) -> dict:
+def production_resources(contract: SourceContract, sandbox: Sandbox, work: Path) -> dict:
     """The contract's resources, the source's own at its production pacing (the resource's
-    defaults) and the bench's page size."""
+    defaults) and the bench's page size; a CRM source also gets a warehouse (DuckDB under
+    `work`) whose page size is the bench's (a connection's own page_size option still wins)."""
     resources = dict(contract.resources(sandbox))
     tested = resources[contract.name]
     resources[contract.name] = type(tested)(
         base_url=tested.base_url, page_size=contract.bench_size[2]
     )
+    if "warehouse" in contract.asset.required_resource_keys:
+        resources.setdefault(
+            "warehouse",
+            WarehouseResource(data_dir=str(work / "warehouse"), page_size=contract.bench_size[2]),
+        )
     return resources
+
+
+def records_of(meta) -> int:
+    """What the run synced: rows loaded for a CRM source (its searchable documents are a part
+    of them), documents for the others."""
+    if "run_records" in meta:
+        return int(meta["run_records"].value)
+    return int(meta["run_documents_written"].value)
 
 
 def enforce_limits(contract: SourceContract, knobs: Knobs) -> None:
@@ -70,7 +85,7 @@ def run_source(contract: SourceContract, company: Company, days: int, work: Path
         resources = {
             "connections": ConnectionRegistry(path=str(registry)),
             "documents": DocumentStore(root=str(work / "documents")),
-            **production_resources(contract, sandbox),
+            **production_resources(contract, sandbox, work),
         }
         today = clock.today()
         first = today - timedelta(days=days - 1)
@@ -87,7 +102,7 @@ def run_source(contract: SourceContract, company: Company, days: int, work: Path
         )
         elapsed = time.monotonic() - started
         meta = result.asset_materializations_for_node(contract.name)[-1].metadata
-        records = meta["run_documents_written"].value
+        records = records_of(meta)
         knobs = sandbox.knobs
         rejected = sum(knobs.count_429.values())
         served = sum(knobs.calls.values()) - rejected

@@ -57,7 +57,16 @@ def source_metadata(row: SourceDeclaration) -> dict:
         "cron": f"{row.cron} (UTC)",
         "freshness_limit": f"{row.freshness_minutes} min",
         "pool": row.pool,
+        "group": row.group,
+        "status": source_status(row),
     }
+
+
+def source_status(row: SourceDeclaration) -> str:
+    """'on', or 'off: <reason>' for a source switched off (SYNC_DISABLED_SOURCES or its
+    ENABLE_<NAME> gate): the asset still shows, saying why it does not run."""
+    reason = row.disabled_reason()
+    return f"off: {reason}" if reason else "on"
 
 
 def index_metadata(embedder, vector_store) -> dict:

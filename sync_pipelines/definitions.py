@@ -39,6 +39,7 @@ from sync_pipelines.sources.registry import (
     reconcile_assets,
     source_assets,
 )
+from sync_pipelines.warehouse.destination import WarehouseResource
 
 _ASSET_SUFFIX = "_asset"
 
@@ -142,6 +143,8 @@ def build_resources() -> dict:
         "chat_model": chat_model_resource(),
         "insights_store": InsightsStore(),
         "alerts": AlertsResource.from_env(),
+        # CRM tables' destination (SYNC_WAREHOUSE_URL, else DuckDB files under the data dir).
+        "warehouse": WarehouseResource(),
     }
 
 

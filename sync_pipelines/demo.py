@@ -36,12 +36,16 @@ def prepare_environment(root: Path, sandbox, sources) -> None:
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(INSTANCE_YAML)
     lines = ["connections:"]
+    elsewhere = {}  # a database URL is no registry base_url: <SOURCE>_BASE_URL names it
     for source in sources:
         credentials = source.credentials_env
+        url = sandbox.urls[source.name]
+        lines += [f"  - id: {DEMO_CONNECTION}", f"    source: {source.name}"]
+        if url.startswith(("http://", "https://")):
+            lines.append(f"    base_url: {url}")
+        else:
+            elsewhere[source.base_url_env] = url
         lines += [
-            f"  - id: {DEMO_CONNECTION}",
-            f"    source: {source.name}",
-            f"    base_url: {sandbox.urls[source.name]}",
             "    credentials: {" + ", ".join(f"{k}: {v}" for k, v in credentials.items()) + "}",
         ]
         if source.demo_options:
@@ -49,6 +53,7 @@ def prepare_environment(root: Path, sandbox, sources) -> None:
     registry = (root / "connections.yaml").resolve()
     registry.write_text("\n".join(lines) + "\n")
     os.environ.update(sandbox.env())
+    os.environ.update(elsewhere)
     os.environ.update({s.rate_env: "0" for s in sources})
     os.environ.update(
         {

@@ -115,7 +115,10 @@ _TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
 )
-_PARSE_ERRORS = (json.JSONDecodeError, UnicodeDecodeError)
+# requests raises its own JSONDecodeError, built on simplejson's when simplejson is installed
+# (dlt brings it), not on json's: both mean a body that is not JSON.
+_JSON_ERRORS = (json.JSONDecodeError, requests.exceptions.JSONDecodeError)
+_PARSE_ERRORS = (*_JSON_ERRORS, UnicodeDecodeError)
 
 
 def classify_status(status: int) -> Verdict:
@@ -226,7 +229,7 @@ def describe_answer(exc: BaseException, secrets: Iterable[str | None] = ()) -> s
         return f"{exc}: {status}{kind}: {body_prefix(exc.body, secrets)}"
     if isinstance(exc, (SourceError, RateLimited)):
         return scrub(str(exc), secrets)
-    if isinstance(exc, json.JSONDecodeError):
+    if isinstance(exc, _JSON_ERRORS):
         return f"a body that is not JSON ({exc.msg}): {body_prefix(exc.doc, secrets)}"
     status = status_of(exc)
     if status is not None:

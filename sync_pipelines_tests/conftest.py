@@ -20,6 +20,7 @@ from sync_pipelines_sandbox.server import Sandbox
 from sync_pipelines_sandbox.slack.api import SANDBOX_SLACK_TOKEN
 from sync_pipelines.sources.registry import names
 from sync_pipelines.sources.slack.client import SlackResource
+from sync_pipelines.warehouse.destination import WarehouseResource
 from sync_pipelines_tests.pinned_clock import PinnedClock, pinned_instant
 
 GOOD_TOKEN_ENV = "TEST_SLACK_TOKEN_ACME"
@@ -99,6 +100,11 @@ class SyncHarness:
     vector_store: VectorStoreResource
 
     extra_resources: dict = field(default_factory=dict)
+    warehouse: WarehouseResource | None = None
+
+    def __post_init__(self) -> None:
+        if self.warehouse is None:  # CRM tables in the test's own DuckDB files
+            self.warehouse = WarehouseResource(url=None, data_dir=str(self.tmp / "data"))
 
     def resources(self) -> dict:
         return {
@@ -107,6 +113,7 @@ class SyncHarness:
             "slack": self.slack,
             "embedder": self.embedder,
             "vector_store": self.vector_store,
+            "warehouse": self.warehouse,
             **self.extra_resources,
         }
 

@@ -35,8 +35,11 @@ from sync_pipelines.errors import (
     final_error,
     retry_after_of,
 )
+from sync_pipelines.sources import registry
+from sync_pipelines_sandbox.contract import contract_for
+from sync_pipelines_sandbox.server import emulators
 from sync_pipelines_tests.conftest import day
-from sync_pipelines_tests.test_source_contract import source  # noqa: F401 (fixture)
+from sync_pipelines_tests.test_source_contract import use_contract
 
 T, P, A, R, M, U = (Verdict.TRANSIENT, Verdict.PERMANENT, Verdict.AUTH, Verdict.RATE_LIMITED,
                     Verdict.MALFORMED, Verdict.UNEXPECTED)
@@ -85,6 +88,7 @@ REQUEST = httpx.Request("POST", "https://api.test/v1/embeddings")
         (slack_error(200, {"ok": False, "error": "channel_not_found"}), P),
         (slack_error(500, {"ok": False, "error": "fatal_error"}), T),
         (json.JSONDecodeError("Expecting value", "<html>", 0), M),
+        (requests.exceptions.JSONDecodeError("Expecting value", "<html>", 0), M),
         (MalformedResponseError("not JSON"), M),
         (TransientError("GraphQL server error"), T),
         (RateLimited(3), R),
@@ -127,13 +131,31 @@ def test_final_error_names_the_call_and_scrubs_the_body():
 
 # --- every source asset, against its emulator --------------------------------------------
 
-# Slack reads channels' histories in parallel, so a counted fault goes to its one listing of
-# channels instead; every other source's listing is read by one thread.
-FIRST_CALL = {"slack": "conversations.list"}
+# The HTTP answers below (a 404, a gateway's 502 page, a login page) exist only over HTTP: a
+# source whose emulator is a database server (its own `serve`) has its SQL error rules tested
+# beside its client instead.
+HTTP_SOURCES = [e.name for e in emulators() if e.serve is None and e.name in registry.names()]
+# Slack and HubSpot read in parallel threads, so a counted fault goes to the one call made
+# before them (Slack's listing of channels, HubSpot's owners); a spreadsheet is read only when
+# Drive says it changed, so faults go to that Drive call; every other source's listing is
+# read by one thread.
+FIRST_CALL = {"slack": "conversations.list", "hubspot": "owners", "google_sheets": "files.get"}
+# Days a run reads something (a sheet has no history: only today's partition reads it).
+READ_DAYS = {"google_sheets": (0, 0)}
 
 
 def route(contract) -> str:
     return FIRST_CALL.get(contract.name, contract.list_route)
+
+
+def read_day(contract, which: int) -> str:
+    """The first (0) or second (1) day the tests run: yesterday and the day before."""
+    return day(READ_DAYS.get(contract.name, (-1, -2))[which])
+
+
+@pytest.fixture(params=HTTP_SOURCES)
+def source(request, harness, monkeypatch):
+    return use_contract(harness, monkeypatch, contract_for(request.param))
 
 
 def failure_events(result):
@@ -150,9 +172,9 @@ def no_backoff_sleeps(monkeypatch):
 
 
 @pytest.mark.integration
-def test_a_404_fails_the_run_at_once_naming_the_request(harness, source):  # noqa: F811
+def test_a_404_fails_the_run_at_once_naming_the_request(harness, source):
     harness.sandbox.knobs.inject(route(source), "404", count=1)  # a retry would succeed
-    result = harness.sync(source.asset, [day(-1)], raise_on_error=False)
+    result = harness.sync(source.asset, [read_day(source, 0)], raise_on_error=False)
     assert not result.success and not retry_events(result)
     (failure,) = failure_events(result)
     assert failure.step_failure_data.user_failure_data is not None  # Failure(allow_retries=False)
@@ -174,22 +196,22 @@ def test_other_permanent_answers_fail_at_once(harness, status):
 
 
 @pytest.mark.integration
-def test_a_gateway_502_page_is_retried(harness, source):  # noqa: F811
+def test_a_gateway_502_page_is_retried(harness, source):
     harness.sandbox.knobs.inject(route(source), "502", count=1)
-    result = harness.sync(source.asset, [day(-1)])
+    result = harness.sync(source.asset, [read_day(source, 0)])
     assert harness.metadata(result, source.name)["run_retries"] >= 1
 
 
 @pytest.mark.integration
-def test_a_login_page_is_retried_a_few_times_then_named(harness, source):  # noqa: F811
+def test_a_login_page_is_retried_a_few_times_then_named(harness, source):
     knobs = harness.sandbox.knobs
     knobs.inject(route(source), "html", count=2)
-    result = harness.sync(source.asset, [day(-1)])
+    result = harness.sync(source.asset, [read_day(source, 0)])
     assert harness.metadata(result, source.name)["run_retries"] >= 2
 
     knobs.reset()
     knobs.inject(route(source), "html", count=3)  # a fourth attempt would succeed
-    result = harness.sync(source.asset, [day(-2)], raise_on_error=False)
+    result = harness.sync(source.asset, [read_day(source, 1)], raise_on_error=False)
     assert not result.success and not retry_events(result)
     assert knobs.calls[route(source)] == 3
     message = failure_events(result)[0].step_failure_data.error.message

@@ -52,6 +52,17 @@ class SourceContract:
         `data_days` not ready yet at the vendor (a transcript still processing), as the
         vendor serves it, and answers its doc_id and a function that finishes it; None for
         sources whose records are always complete.
+
+    CRM sources (group "crm", loaded into warehouse tables; test_crm_contract.py) also say:
+    expected_rows: (company, start, end) -> {table: the primary keys (tuples of the record's
+        own key values, without the connection) a sync of [start, end) loads into it}, for
+        every table the checks compare; archived records included (their rows carry
+        `_deleted_at`).
+    edit_record: (sandbox) -> (table, key): edits one record of `data_days` in the emulator,
+        as a user would (its updated time becomes now, today), and answers where its row is.
+    delete_crm_record: (sandbox) -> (table, key): archives (deletes) one record of
+        `data_days` in the emulator, as the vendor's UI would, and answers where its row is.
+        A table whose record feeds a document must tombstone it.
     """
 
     name: str
@@ -69,6 +80,10 @@ class SourceContract:
     deletion_seen_by: str = "reconcile"
     reconcile_route: str | None = None
     not_ready: Callable[[Sandbox], tuple[str, Callable[[], None]]] | None = None
+    # CRM sources (see above)
+    expected_rows: Callable[[Company, datetime, datetime], dict[str, set[tuple]]] | None = None
+    edit_record: Callable[[Sandbox], tuple[str, tuple]] | None = None
+    delete_crm_record: Callable[[Sandbox], tuple[str, tuple]] | None = None
 
 
 class MissingContract(LookupError):

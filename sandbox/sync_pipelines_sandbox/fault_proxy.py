@@ -299,8 +299,11 @@ class FaultProxies:
     def for_sandbox(
         cls, sandbox: Any, plan: FaultPlan | None = None, seed: int = 0, names: Iterable[str] = ()
     ) -> FaultProxies:
-        """Proxies in front of a started `Sandbox`'s emulators (all of them by default)."""
-        wanted = list(names) or list(sandbox.urls)
+        """Proxies in front of a started `Sandbox`'s HTTP emulators (all of them by default;
+        a database emulator has its own fault proxy)."""
+        wanted = [
+            n for n in (list(names) or list(sandbox.urls)) if sandbox.urls[n].startswith("http")
+        ]
         return cls({name: sandbox.urls[name] for name in wanted}, plan, seed)
 
     @property

@@ -91,11 +91,35 @@ class _Server:
                 raise RuntimeError(f"sandbox server on port {self.port} did not start")
             time.sleep(0.005)
 
-    def stop(self) -> None:
+    def signal(self) -> None:
         self.server.should_exit = True
+
+    def stop(self) -> None:
+        self.signal()
         if self.thread.is_alive():
             self.thread.join(timeout=5)
         self.sock.close()
+
+
+class _SelfServed:
+    """A non-HTTP emulator (Emulator.serve), started at once, behind the _Server interface."""
+
+    def __init__(self, emulator: Emulator, state: Any, knobs: Knobs, port: int):
+        self.served = emulator.serve(state, knobs, port)
+        self.port = self.served.port
+        self.url = self.served.url
+
+    def start(self) -> None:
+        pass
+
+    def wait_started(self, deadline: float) -> None:
+        pass
+
+    def signal(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.served.stop()
 
 
 class Sandbox:
@@ -121,7 +145,7 @@ class Sandbox:
             e.name: e.make_state(self.company, options) for e in emulators()
         }
         self.urls: dict[str, str] = {}
-        self._servers: list[_Server] = []
+        self._servers: list[_Server | _SelfServed] = []
 
     def __getattr__(self, name: str) -> Any:
         states = self.__dict__.get("states", {})
@@ -148,9 +172,18 @@ class Sandbox:
         """Bind every port, start the servers, return once all of them serve."""
         try:
             for emulator in emulators():
-                server = _Server(self._app(emulator), self.ports.get(emulator.name, 0))
+                port = self.ports.get(emulator.name, 0)
+                if emulator.serve is not None:
+                    state = self.states[emulator.name]
+                    server = _SelfServed(emulator, state, self.knobs, port)
+                else:
+                    server = _Server(self._app(emulator), port)
                 self._servers.append(server)
-                self.urls[emulator.name] = emulator.client_url(f"http://{HOST}:{server.port}")
+                self.urls[emulator.name] = (
+                    server.url
+                    if isinstance(server, _SelfServed)
+                    else emulator.client_url(f"http://{HOST}:{server.port}")
+                )
                 server.start()
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
             for server in self._servers:
@@ -166,7 +199,7 @@ class Sandbox:
 
     def stop(self) -> None:
         for server in self._servers:  # signal all first: they wind down in parallel
-            server.server.should_exit = True
+            server.signal()
         for server in self._servers:
             server.stop()
         self._servers.clear()

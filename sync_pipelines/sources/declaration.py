@@ -26,6 +26,7 @@ from sync_pipelines.sources.resource import SourceResourceBase
 
 DISABLED_ENV = "SYNC_DISABLED_SOURCES"
 GROUPS = ("knowledge", "crm")  # "crm" sources share a global run limit
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -84,6 +85,11 @@ class Reconciliation:
         return f"{self.at_minute} {self.at_hour} * * *"
 
 
+def _loads_warehouse(sync: Any) -> bool:
+    """The sync entry is `crm_sync(...)` (it carries its tables)."""
+    return getattr(sync, "crm_tables", None) is not None
+
+
 @dataclass(frozen=True)
 class SourceDeclaration:
     """One source. `credentials_env` maps each credential field to its standard environment
@@ -113,12 +119,19 @@ class SourceDeclaration:
     # Its documents are recorded conversations (calls, meetings): call_insights extracts
     # features, pain points and action items from each one's text.
     transcripts: bool = False
+    # False: off unless ENABLE_<NAME>=true (a source not ready for every deployment).
+    enabled_by_default: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"source name {self.name!r} must be lower-case letters, digits, '_'")
         if self.group not in GROUPS:
             raise ValueError(f"{self.name}: group {self.group!r} must be one of {GROUPS}")
+        if _loads_warehouse(self.sync) and "warehouse" not in self.extra_resource_keys:
+            # A CRM sync (warehouse/crm.py's crm_sync) loads into the warehouse: the asset
+            # requires the resource, so no source has to list it.
+            keys = self.extra_resource_keys | {"warehouse"}
+            object.__setattr__(self, "extra_resource_keys", frozenset(keys))
         if not self.credentials_env:
             raise ValueError(f"{self.name}: credentials_env must name at least one credential")
         self.cron  # noqa: B018 - a cadence that fits no cron fails the declaration
@@ -188,13 +201,31 @@ class SourceDeclaration:
             raise ValueError(f"{self.name}: cadence {self.cadence_minutes} must be whole hours")
         return f"{self.offset_minutes % 60} {'*' if hours == 1 else f'*/{hours}'} * * *"
 
+    @property
+    def enable_env(self) -> str:
+        """`ENABLE_<NAME>`: true turns on a source off by default, false turns any off."""
+        return f"ENABLE_{self.name.upper()}"
+
     def disabled_reason(self) -> str | None:
-        """Why this source is switched off by configuration, or None when it is on."""
+        """Why this source is switched off by configuration, or None when it is on. An
+        `ENABLE_<NAME>` that is no boolean is an error naming the variable."""
         disabled = {
             s.strip().lower() for s in os.environ.get(DISABLED_ENV, "").split(",") if s.strip()
         }
         if self.name in disabled:
             return f"{self.name} is disabled by {DISABLED_ENV}={os.environ[DISABLED_ENV]}"
+        switch = os.environ.get(self.enable_env, "").strip()
+        if switch:
+            value = _BOOLEANS.get(switch.lower())
+            if value is None:
+                raise ValueError(
+                    f"{self.enable_env} must be true or false (or 1/0, yes/no), got {switch!r}"
+                )
+            if not value:
+                return f"{self.name} is disabled by {self.enable_env}={switch}"
+            return None
+        if not self.enabled_by_default:
+            return f"{self.name} is off by default: set {self.enable_env}=true to turn it on"
         return None
 
     def parse_options(self, connection: Connection) -> OptionsModel | None:

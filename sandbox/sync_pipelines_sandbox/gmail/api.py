@@ -6,9 +6,9 @@ seconds or YYYY/MM/DD, repeated `labelIds` all required, `includeSpamTrash`, `pa
 `maxResults` ≤ 500; no `messages` key when nothing matches), messages.get (`format` full,
 metadata or minimal), messages.attachments.get and history.list (`startHistoryId` required;
 404 when older than the retained history; `historyTypes`, `labelId`). Newest messages first.
-`POST /token` takes both grants Google's token endpoint takes: refresh_token (client id and
-secret checked) and the service account's JWT bearer assertion (signature checked against the
-key the sandbox generated at start, `sub` must be a company mailbox, scope must allow Gmail).
+`POST /token` is Google's token endpoint (google_oauth.py): refresh_token (client id and secret
+checked) and the service account's JWT bearer assertion (signature checked against the key the
+sandbox generated at start, `sub` must be a company mailbox, scope must allow Gmail).
 Errors are Google's: {"error": {"code", "message", "errors": [{"message", "domain",
 "reason"}], "status"}}; token errors are OAuth's {"error", "error_description"}.
 
@@ -19,12 +19,10 @@ Test knobs on the state: `short_pages` (list pages hold fewer than maxResults, a
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +33,7 @@ from starlette.routing import Route
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.emulator import Emulator
 from sync_pipelines_sandbox.gmail.data import GmailData, Mailbox
-from sync_pipelines_sandbox.gmail.keys import ServiceAccountKey
+from sync_pipelines_sandbox.google_oauth import GoogleOAuth
 from sync_pipelines_sandbox.paged import (
     ApiError,
     Call,
@@ -89,18 +87,22 @@ def error_body(status: int, message: str, reason: str | None = None) -> dict:
 
 
 class GmailState:
-    """The emulator's state: the company's mailboxes, issued tokens and test knobs."""
+    """The emulator's state: the company's mailboxes, its token endpoint and test knobs."""
 
     def __init__(self, company: Company):
         self.data = GmailData.of(company)
-        self.refresh_tokens = {SANDBOX_GMAIL_REFRESH_TOKEN: self.data.owner}
-        self.access_tokens: dict[str, str] = {}  # token -> mailbox address
-        self.key = ServiceAccountKey()  # generated when first used
+        self.oauth = GoogleOAuth(
+            scopes=GMAIL_SCOPES,
+            clients={SANDBOX_GMAIL_CLIENT_ID: SANDBOX_GMAIL_CLIENT_SECRET},
+            refresh_tokens={SANDBOX_GMAIL_REFRESH_TOKEN: self.data.owner},
+            subjects=lambda subject: subject in self.data.people,
+        )
+        self.key = self.oauth.key  # generated when first used
+        self.access_tokens = self.oauth.access_tokens  # token -> mailbox address
+        self.token_requests = self.oauth.token_requests  # grant types, in order
         self.short_pages = False
-        self.token_requests: list[str] = []  # grant types, in order
         self._forbidden: list[str] = []
         self._lock = threading.Lock()
-        self._serial = itertools.count(1)
 
     def forbid_next(self, count: int, reason: str) -> None:
         with self._lock:
@@ -111,13 +113,11 @@ class GmailState:
             return self._forbidden.pop(0) if self._forbidden else None
 
     def issue(self, address: str) -> str:
-        token = f"ya29.sandbox-{next(self._serial)}"
-        self.access_tokens[token] = address
-        return token
+        return self.oauth.issue(address)
 
     def revoke_access_tokens(self) -> None:
         """Every access token expires at once (a refresh is needed)."""
-        self.access_tokens.clear()
+        self.oauth.revoke_access_tokens()
 
 
 class View:
@@ -325,8 +325,7 @@ _FORBIDDEN = {
 
 
 def _authorized(request: Request, state: GmailState) -> Mailbox:
-    word, _, token = request.headers.get("authorization", "").partition(" ")
-    address = state.access_tokens.get(token.strip()) if word.lower() == "bearer" else None
+    address = state.oauth.identity(request.headers.get("authorization", ""))
     if address is None:
         raise GoogleError(401, TABLE.faults["401"])
     user = request.path_params.get("user_id", "me")
@@ -335,64 +334,11 @@ def _authorized(request: Request, state: GmailState) -> Mailbox:
     return state.data.mailbox(address)
 
 
-def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status)
-
-
-def _token_endpoint(state: GmailState):
-    async def token(request: Request) -> JSONResponse:
-        # application/x-www-form-urlencoded, read without python-multipart
-        pairs = parse_qsl((await request.body()).decode("utf-8", "replace"))
-        form = dict(pairs)
-        grant = str(form.get("grant_type") or "")
-        state.token_requests.append(grant)
-        if grant == "refresh_token":
-            client_ok = (form.get("client_id"), form.get("client_secret")) == (
-                SANDBOX_GMAIL_CLIENT_ID,
-                SANDBOX_GMAIL_CLIENT_SECRET,
-            )
-            if not client_ok:
-                return _oauth_error(401, "invalid_client", "The OAuth client was not found.")
-            address = state.refresh_tokens.get(str(form.get("refresh_token") or ""))
-            if address is None:
-                return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
-            scope = " ".join(sorted(GMAIL_SCOPES))
-        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            audience = str(request.url.replace(query=""))
-            try:
-                claims = state.key.verify(str(form.get("assertion") or ""), audience)
-            except ValueError as exc:
-                return _oauth_error(400, "invalid_grant", f"Invalid JWT: {exc}")
-            address = claims.get("sub")
-            scope = str(claims.get("scope") or "")
-            if address not in state.data.people:
-                return _oauth_error(
-                    401,
-                    "unauthorized_client",
-                    "Client is unauthorized to retrieve access tokens using this method, or "
-                    "client not authorized for any of the scopes requested.",
-                )
-            if not set(scope.split()) & GMAIL_SCOPES:
-                return _oauth_error(400, "invalid_scope", "No Gmail scope was requested.")
-        else:
-            return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant}")
-        return JSONResponse(
-            {
-                "access_token": state.issue(address),
-                "expires_in": 3599,
-                "scope": scope,
-                "token_type": "Bearer",
-            }
-        )
-
-    return token
-
-
 def make_app(state: GmailState) -> Starlette:
     routes = [
         Route(r.path, _endpoint(r, state), methods=[r.method]) for r in ROUTES if r.route != "token"
     ]
-    routes.append(Route("/token", _token_endpoint(state), methods=["POST"]))
+    routes.append(Route("/token", state.oauth.endpoint, methods=["POST"]))
     return Starlette(routes=routes)
 
 

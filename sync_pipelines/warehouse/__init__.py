@@ -1,0 +1,1 @@
+"""The CRM half: sources' tables loaded through dlt into the warehouse (DuckDB or PostgreSQL)."""
