@@ -51,6 +51,14 @@ def pinned_clock() -> Iterator[PinnedClock]:
     pinned.release()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _pinned_per_module(pinned_clock) -> Iterator[None]:
+    """Each module starts at the instant (module-scoped autouse fixtures come before the
+    module's own fixtures, so its sandboxes are generated after the re-pin)."""
+    pinned_clock.restart()
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _wall_clock_when_marked(request, pinned_clock) -> Iterator[None]:
     if request.node.get_closest_marker("wall_clock") is None:

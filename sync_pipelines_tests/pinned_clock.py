@@ -2,9 +2,12 @@
 
 `SYNC_TEST_NOW` (ISO 8601, UTC) chooses it; the default is an ordinary afternoon. `make test`
 runs the time-sensitive tests again at 00:05, at 23:55 and on the first of a month (see the
-Makefile), so a test that only passes at some hours cannot land. The clock is pinned once per
-test process and then runs forward at real speed (time-machine, tick=True), so timeouts and
-sleeps behave and every test sees time move on from where the last one left it.
+Makefile), so a test that only passes at some hours cannot land. The clock is pinned again at
+the start of every test module and then runs forward at real speed (time-machine, tick=True),
+so timeouts and sleeps behave and a module's tests (and its module-scoped sandboxes) see time
+move on from where the last one left it. Re-pinning per module keeps the edge instants edges:
+a process pinned once at 23:55 crossed midnight after a few minutes of a slow suite, so its
+later modules ran on the next day instead (`run_at_edges.py` keeps each module on one worker).
 
 Tests marked `wall_clock` run on the real clock: they drive other processes (the Dagster
 daemon) that the pin cannot reach, and must derive what they expect from those processes'
@@ -44,6 +47,12 @@ class PinnedClock:
         self.instant = instant
         self._started = time.monotonic()
         self._travel: time_machine.travel | None = None
+
+    def restart(self) -> None:
+        """Back to the instant itself (a new test module starts there)."""
+        self.release()
+        self._started = time.monotonic()
+        self.pin()
 
     def pin(self) -> None:
         elapsed = timedelta(seconds=time.monotonic() - self._started)
