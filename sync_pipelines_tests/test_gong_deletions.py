@@ -5,21 +5,13 @@ Gong leaves the index through the reconciliation."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from dagster import materialize
-from sync_pipelines_sandbox.gong.data import (
-    SANDBOX_GONG_ACCESS_KEY,
-    SANDBOX_GONG_ACCESS_KEY_SECRET,
-    GongData,
-)
+from sync_pipelines_sandbox.gong.data import GongData
 
 from sync_pipelines import clock, resilience
-from sync_pipelines.connections import Connection
 from sync_pipelines.errors import MalformedResponseError, SourceError
 from sync_pipelines.index.asset import build_vector_index
-from sync_pipelines.partitions import SyncWindow
 from sync_pipelines.sources import registry
 from sync_pipelines.sources.base import Previous, SourceRun
 from sync_pipelines.sources.gong import SOURCE
@@ -27,36 +19,17 @@ from sync_pipelines.sources.gong.client import GongClient, GongResource
 from sync_pipelines.sources.gong.reconcile import list_calls
 from sync_pipelines.sources.gong.sync import GongOptions, GongSync
 from sync_pipelines.sources.reconcile import reconcile_window
-from sync_pipelines_tests.conftest import day, today
-from sync_pipelines_tests.test_gong_source import Scripted
-
-KEY_ENV, SECRET_ENV = "TEST_GONG_DELETIONS_KEY", "TEST_GONG_DELETIONS_SECRET"
-SCOPE = "gong:acme:"
-
-
-@pytest.fixture
-def connection(sandbox, monkeypatch) -> Connection:
-    monkeypatch.setenv(KEY_ENV, SANDBOX_GONG_ACCESS_KEY)
-    monkeypatch.setenv(SECRET_ENV, SANDBOX_GONG_ACCESS_KEY_SECRET)
-    return Connection(
-        "acme", "gong", credentials={"access_key": KEY_ENV, "access_key_secret": SECRET_ENV},
-        base_url=sandbox.urls["gong"],
-    )  # fmt: skip
-
-
-@pytest.fixture
-def data(sandbox) -> GongData:
-    return GongData.of(sandbox.company)
-
-
-def client_for(connection, **settings) -> GongClient:
-    return GongResource(rate_per_s=0, timeout_s=10, **settings).client_for(connection)
-
-
-def window(first: int, last: int) -> SyncWindow:
-    days = tuple(day(o) for o in range(first, last + 1))
-    return SyncWindow("acme", today() + timedelta(days=first),
-                      today() + timedelta(days=last + 1), days)  # fmt: skip
+from sync_pipelines_tests.conftest import day
+from sync_pipelines_tests.gong_fixtures import (
+    SCOPE,
+    Scripted,
+    client_for,
+    fixture_connection,  # noqa: F401 (the fixture `connection`)
+    fixture_data,  # noqa: F401 (the fixture `data`)
+    people,
+    use_gong,
+    window,
+)
 
 
 def existing(data: GongData, start: float, end: float) -> set[str]:
@@ -79,8 +52,7 @@ def test_a_run_lists_exactly_its_range_deleted_calls_absent_pending_present(
     sandbox.gong.page_size = 10
     past = window(-3, -1)
     deleted = delete_two(sandbox, data, past.start_epoch, past.end_epoch)
-    people = [p for p in sandbox.company.people if not p.is_bot][:2]
-    busy = data.add_call(people, started=past.start_epoch + 36_000,
+    busy = data.add_call(people(sandbox, 2), started=past.start_epoch + 36_000,
                          ready_at=clock.now_epoch() + 3600)  # fmt: skip
     began = clock.now_epoch()
     with client_for(connection, page_size=10) as client:
@@ -126,8 +98,7 @@ def test_the_reconciliation_lists_exactly_what_exists_with_the_cheap_listing(
 ):
     sandbox.gong.page_size = 25
     deleted = delete_two(sandbox, data, window(-3, -1).start_epoch, window(-1, -1).end_epoch)
-    people = [p for p in sandbox.company.people if not p.is_bot][:2]
-    busy = data.add_call(people, ready_at=clock.now_epoch() + 3600)
+    busy = data.add_call(people(sandbox, 2), ready_at=clock.now_epoch() + 3600)
     run = reconcile_run(connection)
     began = clock.now_epoch()
     (listing,) = SOURCE.reconcile.list_ids(run)
@@ -193,14 +164,7 @@ def index(harness) -> dict:
 def test_a_call_deleted_in_gong_leaves_the_index_by_the_reconciliation(
     harness, sandbox, data, monkeypatch
 ):
-    monkeypatch.setenv(KEY_ENV, SANDBOX_GONG_ACCESS_KEY)
-    monkeypatch.setenv(SECRET_ENV, SANDBOX_GONG_ACCESS_KEY_SECRET)
-    harness.registry.write_text(
-        "connections:\n  - id: acme\n    source: gong\n"
-        f"    base_url: {sandbox.urls['gong']}\n"
-        f"    credentials: {{access_key: {KEY_ENV}, access_key_secret: {SECRET_ENV}}}\n"
-    )
-    harness.extra_resources = {"gong": GongResource(rate_per_s=0, page_size=50)}
+    use_gong(harness, sandbox, monkeypatch, page_size=50)
     harness.sync(registry.source_asset("gong"), [day(-3), day(-1)])
     index(harness)
     gone = data.between(window(-2, -2).start_epoch, window(-2, -2).end_epoch)[0]

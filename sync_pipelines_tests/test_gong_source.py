@@ -12,7 +12,6 @@ import pytest
 from sync_pipelines_sandbox.gong.data import (
     SANDBOX_GONG_ACCESS_KEY,
     SANDBOX_GONG_ACCESS_KEY_SECRET,
-    GongData,
     Party,
 )
 from sync_pipelines_sandbox.insight_terms import facts_in
@@ -26,42 +25,25 @@ from sync_pipelines.sources.gong.client import GongResource, started_epoch
 from sync_pipelines.sources.gong.sync import GongOptions, GongSync
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_tests.conftest import day, today
+from sync_pipelines_tests.gong_fixtures import (
+    KEY_ENV,
+    Scripted,
+    client_for,
+    fixture_connection,  # noqa: F401 (the fixture `connection`)
+    fixture_data,  # noqa: F401 (the fixture `data`)
+    people,
+    use_gong,
+    window,
+)
 
 gong_asset = source_asset("gong")
-KEY_ENV, SECRET_ENV = "TEST_GONG_KEY", "TEST_GONG_SECRET"
-
-
-@pytest.fixture
-def connection(sandbox, monkeypatch) -> Connection:
-    monkeypatch.setenv(KEY_ENV, SANDBOX_GONG_ACCESS_KEY)
-    monkeypatch.setenv(SECRET_ENV, SANDBOX_GONG_ACCESS_KEY_SECRET)
-    return Connection(
-        "acme", "gong", credentials={"access_key": KEY_ENV, "access_key_secret": SECRET_ENV},
-        base_url=sandbox.urls["gong"],
-    )  # fmt: skip
-
-
-@pytest.fixture
-def data(sandbox) -> GongData:
-    return GongData.of(sandbox.company)
 
 
 def run(connection, window, hwm=None, batch=20, now=None, pending=(), **options):
-    resource = GongResource(rate_per_s=0, page_size=batch, timeout_s=10, max_attempts=3)
-    with resource.client_for(connection) as client:
+    with client_for(connection, page_size=batch, max_attempts=3) as client:
         reader = GongSync(client, GongOptions.from_connection(options, "gong"), "acme")
         result = reader.run(window, hwm, now=now, pending=pending)
     return result, client
-
-
-def window(first: int, last: int) -> SyncWindow:
-    days = tuple(day(o) for o in range(first, last + 1))
-    return SyncWindow("acme", today() + timedelta(days=first),
-                      today() + timedelta(days=last + 1), days)  # fmt: skip
-
-
-def people(sandbox, n):
-    return [p for p in sandbox.company.people if not p.is_bot][:n]
 
 
 def ids(result) -> set[str]:
@@ -163,22 +145,6 @@ def test_bad_credentials_fail_fast_naming_the_connection(sandbox, connection, ho
     assert SANDBOX_GONG_ACCESS_KEY_SECRET not in str(caught.value)
     assert "revoked-key" not in str(caught.value)
     assert sum(sandbox.knobs.calls.values()) == 1
-
-
-class Scripted:
-    """The HTTP layer of a GongClient answering from scripted bodies, checked as the real one
-    checks them (`check`), each malformed body retried as the shared client does."""
-
-    label = "gong connection 'acme'"
-
-    def __init__(self, *bodies):
-        self.bodies = list(bodies)
-        self.stats = resilience.CallStats()
-
-    def request(self, method, path, check=None, **kwargs):
-        body = self.bodies.pop(0)
-        check(body)
-        return body
 
 
 @pytest.mark.parametrize(
@@ -387,15 +353,7 @@ def test_today_with_a_mark_reads_from_the_mark_minus_the_lookback(sandbox, conne
 
 # ------------------------------------------------------------------ the asset
 def test_asset_run_rerun_and_rename_keep_doc_ids(harness, sandbox, monkeypatch, data):
-    monkeypatch.setenv(KEY_ENV, SANDBOX_GONG_ACCESS_KEY)
-    monkeypatch.setenv(SECRET_ENV, SANDBOX_GONG_ACCESS_KEY_SECRET)
-    harness.registry.write_text(
-        "connections:\n  - id: acme\n    source: gong\n"
-        f"    base_url: {sandbox.urls['gong']}\n"
-        f"    credentials: {{access_key: {KEY_ENV}, access_key_secret: {SECRET_ENV}}}\n"
-        "    options: {access: all, lookback_hours: 2}\n"
-    )
-    harness.extra_resources = {"gong": GongResource(rate_per_s=0, page_size=20)}
+    use_gong(harness, sandbox, monkeypatch, options="{access: all, lookback_hours: 2}")
     first = harness.sync(gong_asset, [day(-1)])
     docs = harness.documents(first, "gong")
     meta = harness.metadata(first, "gong")
@@ -417,14 +375,7 @@ def test_asset_run_rerun_and_rename_keep_doc_ids(harness, sandbox, monkeypatch, 
 def test_the_asset_carries_a_call_not_transcribed_yet_until_it_is(harness, sandbox, monkeypatch):
     from sync_pipelines_sandbox.gong.contract import CONTRACT
 
-    monkeypatch.setenv(KEY_ENV, SANDBOX_GONG_ACCESS_KEY)
-    monkeypatch.setenv(SECRET_ENV, SANDBOX_GONG_ACCESS_KEY_SECRET)
-    harness.registry.write_text(
-        "connections:\n  - id: acme\n    source: gong\n"
-        f"    base_url: {sandbox.urls['gong']}\n"
-        f"    credentials: {{access_key: {KEY_ENV}, access_key_secret: {SECRET_ENV}}}\n"
-    )
-    harness.extra_resources = {"gong": GongResource(rate_per_s=0, page_size=20)}
+    use_gong(harness, sandbox, monkeypatch)
     doc_id, make_ready = CONTRACT.not_ready(sandbox)
     first = harness.sync(gong_asset, [day(-3), day(-1)])
     assert doc_id not in {d.doc_id for d in harness.documents(first, "gong")}

@@ -17,12 +17,13 @@ import bisect
 import random
 import re
 import threading
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company, Person
+from sync_pipelines_sandbox.per_company import PerCompany
 from sync_pipelines_sandbox.text import CUSTOMERS, FIRST_NAMES, LAST_NAMES, email_local
 
 KINDS = ("accounts", "contacts", "deals", "notes")
@@ -82,24 +83,17 @@ class CrmWorld:
         self._moved: dict[str, list[tuple[float, int]]] = {k: [] for k in KINDS}  # sorted
 
     # ----------------------------------------------------------------- one world per company
-    _worlds: weakref.WeakKeyDictionary[Company, CrmWorld] = weakref.WeakKeyDictionary()
-    _worlds_lock = threading.Lock()
+    _worlds: ClassVar[PerCompany[CrmWorld]] = PerCompany()
 
     @classmethod
     def of(cls, company: Company) -> CrmWorld:
         """The company's CRM world; built on first use, then shared (emulators, ground truth)."""
-        with cls._worlds_lock:
-            world = cls._worlds.get(company)
-            if world is None:
-                world = cls._worlds[company] = cls(company)
-            return world
+        return cls._worlds.get(company, cls)
 
     @classmethod
     def sized(cls, company: Company, contacts: int) -> CrmWorld:
         """A world of a given size for benchmarks (replaces the company's shared one)."""
-        with cls._worlds_lock:
-            world = cls._worlds[company] = cls(company, contacts)
-            return world
+        return cls._worlds.rebuild(company, lambda c: cls(c, contacts))
 
     # ----------------------------------------------------------------- records
     def _base_time(self, kind: str, i: int) -> float:
@@ -125,8 +119,10 @@ class CrmWorld:
         return Record(kind, i, created, updated, fields, archived_at is not None)
 
     def _accounts(self, rng: random.Random, i: int) -> dict:
-        name = CUSTOMERS[i] if i < len(CUSTOMERS) else (
-            f"{_WORDS[i % len(_WORDS)]} {_SUFFIXES[(i // len(_WORDS)) % len(_SUFFIXES)]} {i}"
+        name = (
+            CUSTOMERS[i]
+            if i < len(CUSTOMERS)
+            else f"{_WORDS[i % len(_WORDS)]} {_SUFFIXES[(i // len(_WORDS)) % len(_SUFFIXES)]} {i}"
         )
         domain = re.sub(r"[^a-z0-9]+", "", name.lower()) + ".example"
         return {"name": name, "domain": domain, "industry": rng.choice(INDUSTRIES),
@@ -159,7 +155,8 @@ class CrmWorld:
         name = self._accounts(random.Random(f"{self.seed}:accounts:{account}"), account)["name"]
         owner = rng.choice(self.owners)
         body = rng.choice(NOTE_LINES).format(
-            contact=f"{contact['first_name']} {contact['last_name']}", account=name,
+            contact=f"{contact['first_name']} {contact['last_name']}",
+            account=name,
             project=rng.choice(self.company.projects).name,
             key=rng.choice(self.company.issue_keys) if self.company.issue_keys else "SUBS-1",
             owner=owner.name,

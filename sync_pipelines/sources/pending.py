@@ -12,10 +12,12 @@ first time the item was seen) the source writes the item as it is, flagged, and 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import NamedTuple, TypeVar
 
 MAX_WAIT_S = 7 * 86_400.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ def from_json(value: object) -> list[PendingItem]:
     (that would silently drop what it held)."""
     rows = json.loads(value) if isinstance(value, str) else value
     if not isinstance(rows, list):
-        raise ValueError(f"stored pending list is not a list: {type(rows).__name__}")
+        raise ValueError(  # noqa: TRY004 - one error kind for any malformed stored list
+            f"stored pending list is not a list: {type(rows).__name__}"
+        )
     try:
         return [
             PendingItem(str(r["id"]), str(r["doc_id"]), float(r["at"]), float(r["first_seen"]))
@@ -95,3 +99,32 @@ class PendingTracker:
     @property
     def given_up(self) -> list[PendingItem]:
         return list(self._given_up.values())
+
+
+class Refetched(NamedTuple):
+    """What `refetch_unseen` did: items asked for again, and those the API no longer had."""
+
+    fetched: int
+    vanished: int
+
+
+def refetch_unseen(
+    tracker: PendingTracker,
+    fetch: Callable[[PendingItem], T | None],
+    take: Callable[[T], None],
+) -> Refetched:
+    """Fetch again, one by one, the carried items this run's listing did not show: `take` each
+    the API still has (it writes or waits as for a listed one), mark the rest vanished.
+
+    Why one by one, each taken before the next is fetched: a source whose `take` makes calls of
+    its own (per-item content) keeps the order of its calls and stops at the first failure."""
+    fetched = vanished = 0
+    for item in tracker.unseen():
+        fetched += 1
+        found = fetch(item)
+        if found is None:
+            tracker.vanished(item)
+            vanished += 1
+        else:
+            take(found)
+    return Refetched(fetched, vanished)

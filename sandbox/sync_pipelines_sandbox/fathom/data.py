@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -31,6 +30,7 @@ from typing import ClassVar
 from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company, Person
 from sync_pipelines_sandbox.insight_terms import Fact, customer_lines
+from sync_pipelines_sandbox.per_company import PerCompany
 from sync_pipelines_sandbox.text import CUSTOMERS, SERVICES
 
 SANDBOX_FATHOM_API_KEY = "fathom-sandbox-api-key"
@@ -140,17 +140,12 @@ class FathomData:
         self._next_id = 100_000_000 + self._rng.randrange(1_000_000)
         self._generate()
 
-    _stores: ClassVar[weakref.WeakKeyDictionary[Company, FathomData]] = weakref.WeakKeyDictionary()
-    _stores_lock = threading.Lock()
+    _stores: ClassVar[PerCompany[FathomData]] = PerCompany()
 
     @classmethod
     def of(cls, company: Company) -> FathomData:
         """The company's recordings; built on first use, then shared."""
-        with cls._stores_lock:
-            store = cls._stores.get(company)
-            if store is None:
-                store = cls._stores[company] = cls(company)
-            return store
+        return cls._stores.get(company, cls)
 
     # ----------------------------------------------------------------- generation
     def _generate(self) -> None:

@@ -22,13 +22,14 @@ import bisect
 import datetime as dt
 import random
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company, Person
 from sync_pipelines_sandbox.insight_terms import Fact, customer_lines
+from sync_pipelines_sandbox.per_company import PerCompany
 from sync_pipelines_sandbox.text import CUSTOMERS, DAYS, SERVICES
 
 SHARED_COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
@@ -180,17 +181,12 @@ class FirefliesData:
         self._generate()
 
     # ----------------------------------------------------------------- one store per company
-    _stores: "weakref.WeakKeyDictionary[Company, FirefliesData]" = weakref.WeakKeyDictionary()
-    _stores_lock = threading.Lock()
+    _stores: ClassVar[PerCompany[FirefliesData]] = PerCompany()
 
     @classmethod
     def of(cls, company: Company) -> FirefliesData:
         """The company's meetings; built on first use, then shared (emulator and ground truth)."""
-        with cls._stores_lock:
-            store = cls._stores.get(company)
-            if store is None:
-                store = cls._stores[company] = cls(company)
-            return store
+        return cls._stores.get(company, cls)
 
     # ----------------------------------------------------------------- generation
     def _generate(self) -> None:
@@ -446,7 +442,7 @@ class FirefliesData:
         )
         return {
             "overview": (
-                f"{meeting.organizer.name} led \"{meeting.title}\". The team went through "
+                f'{meeting.organizer.name} led "{meeting.title}". The team went through '
                 f"{keys}, reviewed the {project.name} plans ({', '.join(terms) or 'roadmap'}) "
                 f"and agreed on next steps with {meeting.customer} in mind."
             ),
@@ -460,9 +456,7 @@ class FirefliesData:
         """Meetings a full sync of [start, end) (epoch seconds) must return now, newest first
         (one still processing is not written yet)."""
         return [
-            m
-            for m in self.between(int(start * 1000), None)
-            if m.date < end and not m.processing()
+            m for m in self.between(int(start * 1000), None) if m.date < end and not m.processing()
         ]
 
     # ----------------------------------------------------------------- edits

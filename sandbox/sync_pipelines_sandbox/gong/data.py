@@ -27,7 +27,6 @@ import datetime as dt
 import hashlib
 import random
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
@@ -35,6 +34,7 @@ from typing import ClassVar
 from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company, Person
 from sync_pipelines_sandbox.insight_terms import Fact, customer_lines
+from sync_pipelines_sandbox.per_company import PerCompany
 from sync_pipelines_sandbox.text import CUSTOMERS, FIRST_NAMES, LAST_NAMES, email_local
 
 SANDBOX_GONG_ACCESS_KEY = "gong-sandbox-access-key"
@@ -173,17 +173,12 @@ class GongData:
         self.humans = [p for p in company.people if not p.is_bot]
         self._generate()
 
-    _stores: ClassVar[weakref.WeakKeyDictionary[Company, GongData]] = weakref.WeakKeyDictionary()
-    _stores_lock = threading.Lock()
+    _stores: ClassVar[PerCompany[GongData]] = PerCompany()
 
     @classmethod
     def of(cls, company: Company) -> GongData:
         """The company's calls; built on first use, then shared (emulator and ground truth)."""
-        with cls._stores_lock:
-            store = cls._stores.get(company)
-            if store is None:
-                store = cls._stores[company] = cls(company)
-            return store
+        return cls._stores.get(company, cls)
 
     # ----------------------------------------------------------------- generation
     def _generate(self) -> None:

@@ -37,7 +37,7 @@ from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.fathom.client import INCLUDE_ALL, SOURCE, FathomClient, created_at
 from sync_pipelines.sources.fathom.document import document, is_processing, turn_count
 from sync_pipelines.sources.options import OptionsModel
-from sync_pipelines.sources.pending import PendingItem, PendingTracker
+from sync_pipelines.sources.pending import PendingItem, PendingTracker, refetch_unseen
 
 SYNC_REASON = "no longer listed for its day by Fathom"
 
@@ -123,14 +123,11 @@ class FathomSync:
                     SYNC_REASON,
                 )
             )
-        for item in tracker.unseen():
-            result.meetings_refetched += 1
-            meeting = self.client.meeting(item.id, item.at, self.include)
-            if meeting is None:
-                tracker.vanished(item)
-                result.meetings_vanished += 1
-            else:
-                self._take(meeting, created_at(meeting), tracker, result)
+        result.meetings_refetched, result.meetings_vanished = refetch_unseen(
+            tracker,
+            lambda item: self.client.meeting(item.id, item.at, self.include),
+            lambda meeting: self._take(meeting, created_at(meeting), tracker, result),
+        )
         result.pending, result.given_up = tracker.waiting, tracker.given_up
         result.documents.sort(key=lambda d: (d.timestamp_epoch, d.doc_id))
         return result

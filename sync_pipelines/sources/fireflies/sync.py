@@ -57,7 +57,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import Field, field_validator
 
@@ -67,7 +67,7 @@ from sync_pipelines.resilience import MalformedResponseError
 from sync_pipelines.sources.base import SyncResult
 from sync_pipelines.sources.fireflies.client import SOURCE, FirefliesClient
 from sync_pipelines.sources.options import OptionsModel
-from sync_pipelines.sources.pending import PendingItem, PendingTracker
+from sync_pipelines.sources.pending import PendingItem, PendingTracker, refetch_unseen
 
 COMPANY_WIDE = frozenset({"teammates", "teammates_and_participants"})
 OWNER_ONLY = frozenset({"owner"})
@@ -89,7 +89,7 @@ class FirefliesOptions(OptionsModel):
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            raise ValueError("must map project keys to keyword lists")
+            raise ValueError("must map project keys to keyword lists")  # noqa: TRY004 - pydantic
         keywords: dict[str, tuple[str, ...]] = {}
         for key, words in raw.items():
             if not isinstance(key, str) or not _PROJECT_KEY.match(key):
@@ -142,7 +142,7 @@ class FirefliesSyncResult(SyncResult):
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
 
 
 def _text(value: object) -> str:
@@ -204,14 +204,11 @@ class FirefliesSync:
                     self._take(transcript, date, tracker, result)
             if pages.complete:
                 result.listings.append(self.listing(bounds.lower, bounds.upper, listed, bounds.now))
-        for item in tracker.unseen():
-            result.meetings_refetched += 1
-            transcript = self.client.transcript(item.id)
-            if transcript is None:
-                tracker.vanished(item)
-                result.meetings_vanished += 1
-            else:
-                self._take(transcript, meeting_date(transcript), tracker, result)
+        result.meetings_refetched, result.meetings_vanished = refetch_unseen(
+            tracker,
+            lambda item: self.client.transcript(item.id),
+            lambda transcript: self._take(transcript, meeting_date(transcript), tracker, result),
+        )
         result.pending, result.given_up = tracker.waiting, tracker.given_up
         result.documents.sort(key=lambda d: (d.timestamp_epoch, d.doc_id))
         return result
@@ -310,7 +307,7 @@ class FirefliesSync:
         def person(email: str) -> str:
             return f"{names[email]} <{email}>" if names.get(email) else email
 
-        when = datetime.fromtimestamp(date, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = datetime.fromtimestamp(date, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
         parts = [
             f"Meeting: {title}",
             f"Date: {when} ({duration:.0f} min)",
