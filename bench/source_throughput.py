@@ -21,14 +21,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from dagster import instance_for_test, materialize
+from sync_pipelines_sandbox import Company, Knobs, Sandbox
+from sync_pipelines_sandbox.contract import SourceContract, discover
 
 from sync_pipelines import clock
 from sync_pipelines.partitions import connections_partitions_name
 from sync_pipelines.resources import ConnectionRegistry, DocumentStore
 from sync_pipelines.sources.registry import names
 from sync_pipelines.warehouse.destination import WarehouseResource
-from sync_pipelines_sandbox import Company, Knobs, Sandbox
-from sync_pipelines_sandbox.contract import SourceContract, discover
 
 
 def production_resources(contract: SourceContract, sandbox: Sandbox, work: Path) -> dict:
@@ -54,6 +54,17 @@ def records_of(meta) -> int:
     if "run_records" in meta:
         return int(meta["run_records"].value)
     return int(meta["run_documents_written"].value)
+
+
+def loading_of(meta) -> str:
+    """A CRM run's time in dlt and how much of it came after the last page was read (what
+    loading while reading did not hide)."""
+    if "run_load_seconds" not in meta:
+        return ""
+    return (
+        f"  dlt {meta['run_load_seconds'].value:.1f} s in {meta['run_loads'].value} loads, "
+        f"{meta['run_load_seconds_after_reading'].value:.1f} s after the last page"
+    )
 
 
 def enforce_limits(contract: SourceContract, knobs: Knobs) -> None:
@@ -113,7 +124,7 @@ def run_source(contract: SourceContract, company: Company, days: int, work: Path
             f"(page size {contract.bench_size[2]}) "
             f"({served / max(records, 1):.2f}/record) {elapsed:7.1f} s "
             f"{achieved:8.2f} rec/s  ceiling {ceiling:8.2f} rec/s  ratio {achieved / ceiling:.2f}"
-            f"  429s seen {rejected}"
+            f"  429s seen {rejected}{loading_of(meta)}"
         )
 
 
@@ -127,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names():
         contract = contracts.get(name)
         if contract is None:
-            print(f"{name:10s} skipped: no contract in sandbox/sync_pipelines_sandbox/<source>/contract.py ", flush=True)
+            print(
+                f"{name:10s} skipped: no contract in sandbox/sync_pipelines_sandbox/<source>/contract.py ",
+                flush=True,
+            )
         elif args.only in (None, name):
             messages, days, _ = contract.bench_size
             company = Company.generate(seed=7, messages=int(messages * args.scale), days=7)

@@ -9,7 +9,7 @@ import sys
 def _query(args: argparse.Namespace) -> int:
     from sync_pipelines.cli_query import run_query
 
-    return run_query(args.text, args.top_k, args.source, args.as_user, args.json)
+    return run_query(args.text, args.top_k, args.source, args.as_user, args.json, args.mode)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -27,6 +27,12 @@ def _top_k(value: str) -> int:
         raise argparse.ArgumentTypeError(
             f"expected a whole number of results from 1 to {MAX_TOP_K}, got {value!r}"
         ) from None
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from sync_pipelines.cli_reindex import run_reindex
+
+    return run_reindex(args.yes)
 
 
 def _metrics(args: argparse.Namespace) -> int:
@@ -89,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument(
         "--as", dest="as_user", metavar="EMAIL", help="search as this user (default: public only)"
     )
+    query.add_argument(
+        "--mode",
+        choices=("hybrid", "vector", "keyword"),
+        default="hybrid",
+        help="hybrid: meaning and exact words fused (default; vector-only on Pinecone), "
+        "vector: meaning only, keyword: exact words only (BM25, LanceDB)",
+    )
     query.add_argument("--json", action="store_true", help="print the hits as a JSON list")
     query.set_defaults(func=_query)
 
@@ -104,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first UTC day")
     sync.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last UTC day (default today)")
     sync.set_defaults(func=_sync)
+
+    reindex = sub.add_parser(
+        "reindex",
+        help="empty the configured vector store and rebuild it from the document files now",
+        description="Deletes the store's vectors, ledger rows and progress, then materializes "
+        "vector_index against $DAGSTER_HOME's instance, which embeds every retained document "
+        "file again with the configured embedder, printing progress as it goes.",
+    )
+    reindex.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reindex.set_defaults(func=_reindex)
 
     metrics = sub.add_parser(
         "metrics", help="figures of the last runs per source, from run storage ($DAGSTER_HOME)"

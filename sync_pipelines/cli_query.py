@@ -11,15 +11,13 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
-from typing import Iterator, Sequence
 
 from sync_pipelines.index.embedders import Embedder, EmbedderError
-from sync_pipelines.index.search import search
-from sync_pipelines.index.stores.base import Match, StoreError, VectorStore
+from sync_pipelines.index.search import SearchHit, search
+from sync_pipelines.index.stores.base import StoreError, VectorStore
 
-SNIPPET_CHARS = 160
 _SECRET_ENV = ("OPENAI_API_KEY", "PINECONE_API_KEY")
 _UNSET_ENV = re.compile(r'environment variable "([A-Za-z_][A-Za-z0-9_]*)" which is not set')
 
@@ -53,26 +51,23 @@ def index_resources() -> Iterator[tuple[Embedder, VectorStore]]:
         yield resources.embedder.build(), resources.vector_store.build()
 
 
-def hits(matches: Sequence[Match]) -> list[dict]:
-    """One JSON-ready row per match: rank, score, where it comes from, and a snippet."""
-    rows = []
-    for rank, match in enumerate(matches, 1):
-        meta = match.metadata
-        rows.append(
-            {
-                "rank": rank,
-                "score": round(match.score, 4),
-                "source": meta.get("source"),
-                "connection": meta.get("connection"),
-                "title": meta.get("title"),
-                "date": _date(meta.get("timestamp_epoch")),
-                "url": meta.get("url"),
-                "snippet": " ".join(str(meta.get("text", "")).split())[:SNIPPET_CHARS],
-                "doc_id": meta.get("doc_id"),
-                "id": match.id,
-            }
-        )
-    return rows
+def hits(found: Sequence[SearchHit]) -> list[dict]:
+    """One JSON-ready row per document found: rank, score, where it comes from, a snippet."""
+    return [
+        {
+            "rank": rank,
+            "score": round(hit.score, 4),
+            "source": hit.source,
+            "connection": hit.metadata.get("connection"),
+            "title": hit.title,
+            "date": hit.date.strftime("%Y-%m-%dT%H:%MZ") if hit.date else None,
+            "url": hit.url,
+            "snippet": hit.snippet,
+            "doc_id": hit.doc_id,
+            "id": hit.chunk_id,
+        }
+        for rank, hit in enumerate(found, 1)
+    ]
 
 
 def format_hits(rows: Sequence[dict]) -> str:
@@ -91,27 +86,29 @@ def format_hits(rows: Sequence[dict]) -> str:
 
 
 def run_query(
-    text: str, top_k: int, source: str | None, as_user: str | None, as_json: bool
+    text: str,
+    top_k: int,
+    source: str | None,
+    as_user: str | None,
+    as_json: bool,
+    mode: str = "hybrid",
 ) -> int:
-    """Print the hits (text or JSON); 2 for a configuration error, 1 if the search failed."""
+    """Print the document hits (text or JSON); 2 for a configuration error, 1 if the search
+    failed (a store without keyword search asked for keyword mode included)."""
     try:
         with index_resources() as (embedder, store):
-            matches = search(text, embedder, store, top_k=top_k, source=source, as_user=as_user)
+            found = search(
+                text, embedder, store, top_k=top_k, source=source, as_user=as_user, mode=mode
+            )
     except ValueError as exc:  # QueryConfigError, an empty query, a bad setting
         print(f"sync-pipelines query: {_redact(str(exc))}", file=sys.stderr)
         return 2
     except (StoreError, EmbedderError) as exc:
         print(f"sync-pipelines query: {exc}", file=sys.stderr)
         return 1
-    rows = hits(matches)
+    rows = hits(found)
     print(json.dumps(rows, ensure_ascii=False, indent=2) if as_json else format_hits(rows))
     return 0
-
-
-def _date(epoch) -> str | None:
-    if not isinstance(epoch, (int, float)):
-        return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _redact(text: str) -> str:
@@ -120,4 +117,3 @@ def _redact(text: str) -> str:
         if value:
             text = text.replace(value, "***")
     return text
-

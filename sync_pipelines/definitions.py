@@ -24,6 +24,8 @@ from sync_pipelines.alerts import AlertsResource, build_alerts_sensor
 from sync_pipelines.catalog import connection_hints, index_metadata, with_metadata
 from sync_pipelines.dead_runs import dead_run_reaper
 from sync_pipelines.index.asset import build_vector_index
+from sync_pipelines.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
+from sync_pipelines.index.embedders import EMBEDDER_KINDS
 from sync_pipelines.index.resources import EmbedderResource, VectorStoreResource
 from sync_pipelines.insights.asset import build_call_insights
 from sync_pipelines.insights.model import MODEL_ENV, ChatModelResource
@@ -56,10 +58,47 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
+CHUNK_TOKENS_ENV = "SYNC_CHUNK_TOKENS"
+CHUNK_OVERLAP_ENV = "SYNC_CHUNK_OVERLAP"
+MAX_CHUNK_TOKENS = 8191  # the longest input OpenAI's embedding models take
+
+
+def _whole_number(name: str, low: int, high: int, meaning: str) -> int | None:
+    """The variable as an int within [low, high], None when unset, else a clear error."""
+    text = _env(name)
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ValueError(
+            f"{name} must be a whole number from {low} to {high} ({meaning}), got {text!r}"
+        )
+    return value
+
+
 def embedder_resource() -> EmbedderResource:
-    kind = _env("SYNC_EMBEDDER", "hashing")
+    kind = _env("SYNC_EMBEDDER", "wordllama")
+    if kind not in EMBEDDER_KINDS:
+        raise ValueError(f"SYNC_EMBEDDER must be one of {', '.join(EMBEDDER_KINDS)}, got {kind!r}")
     dimension = _env("SYNC_EMBEDDING_DIMENSIONS")
     options = {"kind": kind, "dimension": int(dimension) if dimension else None}
+    tokens = _whole_number(CHUNK_TOKENS_ENV, 8, MAX_CHUNK_TOKENS, "tokens per chunk")
+    if tokens is not None:
+        options["chunk_tokens"] = tokens
+    chunk_tokens = options.get("chunk_tokens", DEFAULT_CHUNK_TOKENS)
+    overlap = _whole_number(
+        CHUNK_OVERLAP_ENV,
+        0,
+        chunk_tokens // 2,
+        f"tokens shared by consecutive chunks, at most half of {chunk_tokens} tokens per chunk",
+    )
+    if overlap is not None:
+        options["chunk_overlap_tokens"] = overlap
+    elif tokens is not None:
+        options["chunk_overlap_tokens"] = min(DEFAULT_CHUNK_OVERLAP, tokens // 8)
     if kind == "openai":
         options.update(
             openai_api_key=EnvVar("OPENAI_API_KEY"),

@@ -60,7 +60,7 @@ def prepare_environment(root: Path, sandbox, sources) -> None:
             "DAGSTER_HOME": str(home),
             "SYNC_DATA_DIR": str((root / "data").resolve()),
             "SYNC_CONNECTIONS_FILE": str(registry),
-            "SYNC_EMBEDDER": "hashing",
+            "SYNC_EMBEDDER": "wordllama",
             "SYNC_VECTOR_STORE": "lance",
             # call_insights asks the sandbox's chat model (OPENAI_BASE_URL/OPENAI_API_KEY)
             "SYNC_INSIGHTS_MODEL": "gpt-4o-mini",
@@ -149,12 +149,10 @@ def run_demo(messages: int = 3000, days: int = 5, seed: int = 7, root: Path = DE
         person = company.people[0]
         question = f"{company.issue_keys[0]} status and release plan"
         _say(f'sample search as {person.email}: "{question}"')
-        for rank, match in enumerate(
+        for rank, hit in enumerate(
             search(question, embedder, store, top_k=5, as_user=person.email), 1
         ):
-            text = " ".join(str(match.metadata.get("text", "")).split())[:100]
-            print(f"  {rank}. [{match.score:.3f}] ({match.metadata.get('source')}) "
-                  f"{match.metadata.get('title')}: {text}")
+            print(f"  {rank}. [{hit.score:.3f}] ({hit.source}) {hit.title}: {hit.snippet[:100]}")
     print()
     print("Summary")
     print(f"  documents : {documents} synced from {len(SOURCE_NAMES)} sources")

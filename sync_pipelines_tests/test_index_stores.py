@@ -21,6 +21,7 @@ from sync_pipelines.index.embedders import HashingEmbedder
 from sync_pipelines.index.search import search
 from sync_pipelines.index.stores import build_store
 from sync_pipelines.index.stores.base import (
+    KeywordSearchUnavailable,
     Match,
     SearchFilter,
     StoreDimensionError,
@@ -120,6 +121,52 @@ def test_lance_access_filter_never_returns_private_chunks(lance):
     jira = lance.query(query, 50, SearchFilter([INSIDER], source="jira"))
     assert jira and {m.metadata["source"] for m in jira} == {"jira"}
     assert lance.query(query, 5, SearchFilter([INSIDER], source="it's")) == []
+
+
+def text_indexes(lance: LanceStore) -> list:
+    return [i for i in lance._open().list_indices() if i.index_type == "FTS"]
+
+
+def test_lance_keyword_query_ranks_by_bm25_behind_the_access_filter(lance):
+    assert lance.keyword_query("SUBS-121", 5, SearchFilter(["all"])) == []  # no table yet
+    lance.ensure_dimension(4)
+    texts = {
+        "key#0": ("SUBS-121 move subscriptions to the new provider", ("all",), "jira"),
+        "apart#0": ("SUBS-12 has 121 open subscriptions", ("all",), "jira"),
+        "chat#0": ("the quarterly offsite: what's up", ("all",), "slack"),
+        "private#0": ("SUBS-121 salary review", (INSIDER,), "slack"),
+    }
+    lance.upsert(
+        [
+            record(vector_id, [1, 0, 0, 0], access, source, text=text)
+            for vector_id, (text, access, source) in texts.items()
+        ]
+    )
+    assert text_indexes(lance) == []  # built on first need, not by writes
+    found = lance.keyword_query("SUBS-121", 10, SearchFilter([OUTSIDER]))
+    assert [m.id for m in found] == ["key#0", "apart#0"]  # the phrase counts extra
+    assert found[0].score > found[1].score > 0 and found[0].metadata["source"] == "jira"
+    assert len(text_indexes(lance)) == 1
+    insider = lance.keyword_query("salary SUBS-121", 10, SearchFilter([INSIDER], source="slack"))
+    assert [m.id for m in insider] == ["private#0"]
+    # Query text is words, never query syntax.
+    for odd in ('offsite: "quoted', "OR offsite AND -", "text:offsite (x"):
+        assert [m.id for m in lance.keyword_query(odd, 5, SearchFilter([]))] == ["chat#0"]
+
+    # Rows written after the index are found at once; compaction folds them in.
+    lance.upsert([record("late#0", [0, 1, 0, 0], text="SUBS-121 follow-up SUBS-121")])
+    assert lance.keyword_query("SUBS-121", 1, SearchFilter([]))[0].id == "late#0"
+    lance.compact()
+    (index,) = text_indexes(lance)
+    assert LanceStore(lance.path).keyword_query("follow-up", 3, SearchFilter([]))[0].id == "late#0"
+    assert lance._open().index_stats(index.name).num_unindexed_rows == 0
+
+
+def test_lance_compaction_builds_the_text_index_of_an_older_table(lance):
+    lance.ensure_dimension(4)
+    lance.upsert([record("a#0", [1, 0, 0, 0], text="written before keyword search existed")])
+    lance.compact()
+    assert len(text_indexes(lance)) == 1
 
 
 def test_lance_dimension_mismatch_is_a_clear_error(lance):
@@ -238,18 +285,19 @@ def test_search_respects_access_and_source(lance):
     embedder = HashingEmbedder()
     indexed(lance, embedder)
     anonymous = search("payment outage review", embedder, lance, top_k=10)
-    assert {m.id for m in anonymous} == {"pub#0", "other#0"}
+    assert {h.doc_id for h in anonymous} == {"pub", "other"}
     mine = search("payment outage review", embedder, lance, top_k=3, as_user=" Ana@ACME.test ")
-    assert {"secret#0", "team#0"} <= {m.id for m in mine} and mine[0].id != "other#0"
+    assert {"secret", "team"} <= {h.doc_id for h in mine} and mine[0].doc_id != "other"
     notion = search("payment outage", embedder, lance, source="notion", as_user=OUTSIDER)
-    assert [m.id for m in notion] == ["pub#0"]
+    assert [h.chunk_id for h in notion] == ["pub#0"]
     assert len(search("payment", embedder, lance, top_k=1, as_user=INSIDER)) == 1
     with pytest.raises(ValueError, match="empty"):
         search("  ", embedder, lance)
 
 
 class LeakyStore:
-    """A store whose filter is broken: it returns every match, readable or not."""
+    """A vector-only store whose filter is broken: it returns every match, readable or not,
+    and the private chunk next to a public one."""
 
     name = "leaky"
 
@@ -257,21 +305,28 @@ class LeakyStore:
         return [
             Match("private#0", 0.99, {"access": [INSIDER], "source": "slack"}),
             Match("no-access#0", 0.98, {"source": "slack"}),
-            Match("public#0", 0.5, {"access": ["all"], "source": "slack"}),
+            Match("public#0", 0.5, {"access": ["all"], "source": "slack", "text": "hello"}),
             Match("other-source#0", 0.4, {"access": ["all"], "source": "jira"}),
         ][:top_k]
+
+    def fetch_metadata(self, ids):
+        neighbour = {"access": [INSIDER], "source": "slack", "doc_id": "public", "text": "secret"}
+        return {"public#1": neighbour} if "public#1" in ids else {}
 
 
 def test_search_post_filters_what_a_store_lets_through():
     embedder = HashingEmbedder(dimension=8)
     # Over-fetching lets the post-filter still fill top_k.
-    assert [m.id for m in search("q", embedder, LeakyStore(), top_k=2)] == [
-        "public#0", "other-source#0"
+    assert [h.doc_id for h in search("q", embedder, LeakyStore(), top_k=2)] == [
+        "public", "other-source"
     ]
-    assert [m.id for m in search("q", embedder, LeakyStore(), top_k=5, as_user=INSIDER)] == [
-        "private#0", "public#0", "other-source#0"
+    assert [h.doc_id for h in search("q", embedder, LeakyStore(), top_k=5, as_user=INSIDER)] == [
+        "private", "public", "other-source"
     ]
-    assert search("q", embedder, LeakyStore(), source="slack", as_user=OUTSIDER)[0].id == "public#0"
+    (public,) = search("q", embedder, LeakyStore(), source="slack", as_user=OUTSIDER)
+    assert public.doc_id == "public" and public.snippet == "hello"  # not its private neighbour
+    mine = search("q", embedder, LeakyStore(), source="slack", as_user=INSIDER)
+    assert mine[1].snippet == "hello secret"
 
 
 def test_search_filter_normalizes_identities():
@@ -391,6 +446,19 @@ def search_vector(store, vector):
             return np.asarray([vector])
 
     return search("anything", Fixed(), store, top_k=20, as_user=OUTSIDER)
+
+
+def test_pinecone_has_no_keyword_search_and_hybrid_runs_as_vector(pine):
+    query, records = mixed_records(DIM)
+    pine.upsert(records)
+    with pytest.raises(KeywordSearchUnavailable, match="has no keyword .* mode='vector'"):
+        pine.keyword_query("anything", 5, SearchFilter([]))
+    with pytest.raises(KeywordSearchUnavailable, match=pine.name):
+        search("anything", HashingEmbedder(dimension=DIM), pine, mode="keyword")
+    hybrid = search_vector(pine, query)
+    assert [h.doc_id for h in hybrid] == [
+        m.metadata["doc_id"] for m in pine.query(query, 20, SearchFilter([OUTSIDER]))
+    ]
 
 
 def test_pinecone_dimension_mismatch(pine):

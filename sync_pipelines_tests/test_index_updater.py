@@ -1,5 +1,6 @@
 """What a kill costs the index: the ledger is written per upsert request, so a killed run
-re-embeds at most one write unit (WRITE_UNIT chunks) more than a run that was never killed."""
+re-embeds at most the write units in flight (one, run serially) more than a run that was
+never killed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sync_pipelines.documents import Document
 from sync_pipelines.index.chunking import TextSplitter
 from sync_pipelines.index.embedders import HashingEmbedder
 from sync_pipelines.index.ledger import ChunkLedger
+from sync_pipelines.index.pipeline import PipelineSettings
 from sync_pipelines.index.stores.lance import LanceStore
 from sync_pipelines.index.tokens import TokenCounter
 from sync_pipelines.index.updater import WRITE_UNIT, IndexUpdater
@@ -76,15 +78,22 @@ def documents(n: int = 200) -> list[Document]:
     return docs
 
 
-def updater(tmp_path, store, embedder) -> IndexUpdater:
+SERIAL = PipelineSettings(embed_workers=1, upsert_workers=1, max_units=1)
+PIPELINED = PipelineSettings(embed_workers=3, upsert_workers=2)
+
+
+def updater(tmp_path, store, embedder, settings=SERIAL) -> IndexUpdater:
     ledger = ChunkLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}", store.name)
-    return IndexUpdater(embedder, store, ledger, TextSplitter(64, 8, TokenCounter()))
+    return IndexUpdater(
+        embedder, store, ledger, TextSplitter(64, 8, TokenCounter()), pipeline=settings
+    )
 
 
+@pytest.mark.parametrize("settings", [SERIAL, PIPELINED], ids=["serial", "pipelined"])
 @pytest.mark.parametrize(
     "kill", ["store accepted request 3", "embedder computed unit 4", "store accepted request 1"]
 )
-def test_a_kill_costs_at_most_one_write_unit_of_embedding(tmp_path, kill):
+def test_a_kill_costs_at_most_the_units_in_flight(tmp_path, kill, settings):
     docs = documents()
     embedder = KillAfterEmbedding()
     store = KillAfterRequests(tmp_path / "vectors")
@@ -92,19 +101,20 @@ def test_a_kill_costs_at_most_one_write_unit_of_embedding(tmp_path, kill):
         store.kill_after = int(kill.split()[-1])
     else:
         embedder.kill_after = int(kill.split()[-1])
-    killed = updater(tmp_path, store, embedder)
+    killed = updater(tmp_path, store, embedder, settings)
     with pytest.raises(Killed):
         killed.apply(docs)
     inputs_before_kill = embedder.stats.inputs
 
     store.kill_after = embedder.kill_after = None
-    rerun = updater(tmp_path, store, embedder)
+    rerun = updater(tmp_path, store, embedder, settings)
     stats = rerun.apply(docs)
     chunks = stats.chunks_seen
     assert chunks > 3 * WRITE_UNIT, "the documents span several write units"
     assert store.ids() == rerun.ledger.all_ids() and store.count() == chunks
     wasted = inputs_before_kill + stats.chunks_embedded - chunks
-    assert 0 < wasted <= WRITE_UNIT
+    assert 0 < wasted <= rerun.max_wasted_chunks
+    assert rerun.max_wasted_chunks == settings.units_in_flight * WRITE_UNIT
     assert stats.upsert_requests == -(-stats.chunks_embedded // WRITE_UNIT)
 
 
@@ -116,9 +126,7 @@ def test_every_accepted_request_is_recorded_before_the_next_embedding(tmp_path):
     run = updater(tmp_path, store, embedder)
     real_embed, real_record = embedder.embed, run.ledger.record
     embedder.embed = lambda texts: events.append(("embed", len(texts))) or real_embed(texts)
-    run.ledger.record = lambda chunks: events.append(("record", len(chunks))) or real_record(
-        chunks
-    )
+    run.ledger.record = lambda chunks: events.append(("record", len(chunks))) or real_record(chunks)
     run.apply(documents(150))
     kinds = [kind for kind, _ in events]
     assert kinds == ["embed", "record"] * (len(kinds) // 2)

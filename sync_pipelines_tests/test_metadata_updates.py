@@ -34,8 +34,8 @@ ANA, BO = "ana@acme.test", "bo@acme.test"
 def readers_find(pipeline: Pipeline, doc: Document, reader: str) -> bool:
     embedder = pipeline.harness.embedder.build()
     store = pipeline.harness.vector_store.build()
-    matches = search(doc.text, embedder, store, top_k=5, as_user=reader)
-    return doc.doc_id in {m.metadata["doc_id"] for m in matches}
+    hits = search(doc.text, embedder, store, top_k=5, as_user=reader)
+    return doc.doc_id in {hit.doc_id for hit in hits}
 
 
 @pytest.mark.parametrize("kind", ["lance", "pinecone"])

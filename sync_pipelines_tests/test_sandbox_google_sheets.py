@@ -105,3 +105,26 @@ def test_drive_answers_the_fields_asked_and_an_edit_moves_modified_time(sandbox,
     assert after > before["modifiedTime"]
     one = get(sandbox, f"/v4/spreadsheets/{SALES_ID}/values/Leads!B3", access).json()
     assert one["values"] == [["Zoë"]]
+
+
+def test_a_deleted_tab_leaves_the_grid_and_a_deleted_spreadsheet_the_drive():
+    from sync_pipelines_sandbox.google_sheets.data import LEGACY_ID
+
+    with Sandbox(company=Company.generate(seed=6, messages=300, days=3)) as sandbox:
+        access = token(sandbox, grant_type=JWT_GRANT, assertion=assertion()).json()["access_token"]
+        data, path = sandbox.google_sheets.data, f"/drive/v3/files/{SALES_ID}"
+        before = get(sandbox, path, access, fields="modifiedTime,trashed").json()
+        assert before["trashed"] is False
+        data.delete_tab(SALES_ID, "Leads")
+        tabs = get(sandbox, f"/v4/spreadsheets/{SALES_ID}", access).json()["sheets"]
+        assert [t["properties"]["title"] for t in tabs] == ["Pipeline"]
+        assert (
+            get(sandbox, path, access, fields="modifiedTime").json()["modifiedTime"]
+            > (before["modifiedTime"])
+        )
+        data.delete_spreadsheet(SALES_ID)
+        assert get(sandbox, path, access, fields="trashed").json() == {"trashed": True}
+        data.delete_spreadsheet(LEGACY_ID, permanently=True)
+        gone = get(sandbox, f"/drive/v3/files/{LEGACY_ID}", access)
+        assert gone.status_code == 404 and gone.json()["error"]["status"] == "NOT_FOUND"
+        assert get(sandbox, f"/v4/spreadsheets/{LEGACY_ID}", access).status_code == 404

@@ -142,3 +142,52 @@ def test_windows_with_edits_and_archives_page_like_the_ground_truth():
                 total, records = data.window("contacts", lo, hi, offset)
                 assert total == len(truth)
                 assert [r.id for r in records] == truth[offset:]
+
+
+@pytest.mark.parametrize("obj", ["tickets", "calls", "emails", "meetings", "tasks", "deals"])
+def test_every_object_can_be_edited_and_archived(api, sandbox, obj):
+    data: HubspotData = sandbox.hubspot
+    prop = {"tickets": "subject", "calls": "hs_call_body", "emails": "hs_email_text",
+            "meetings": "hs_meeting_body", "tasks": "hs_task_body", "deals": "dealname"}[obj]  # fmt: skip
+    edited = data.edit(obj, 3, **{prop: "Edited body"})
+    gone = data.archive(obj, 5)
+    assert HubspotData(sandbox.company).record(obj, 3).properties[prop] == "Edited body"
+    body = {"sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": [prop], "limit": 200}  # fmt: skip
+    results, after = [], None
+    while True:
+        page = api.post(f"/crm/v3/objects/{obj}/search", json={**body, **({"after": after} if after else {})}).json()  # fmt: skip
+        results += page["results"]
+        after = page.get("paging", {}).get("next", {}).get("after")
+        if not after:
+            break
+    ids = [r["id"] for r in results]
+    assert gone.id not in ids and len(ids) == data.count(obj) - 1
+    assert ids[-1] == edited.id and results[-1]["properties"][prop] == "Edited body"
+    archived = api.get(f"/crm/v3/objects/{obj}", params={"archived": "true"}).json()["results"]
+    assert [r["id"] for r in archived] == [gone.id] and archived[0]["archivedAt"]
+    assert data.associations_of(obj, gone.id) is None
+    with pytest.raises(KeyError):
+        data.edit(obj, data.count(obj), subject="x")
+
+
+def test_associations_read_both_ways_and_follow_dissociation(api, sandbox):
+    data: HubspotData = sandbox.hubspot
+    world = CrmWorld.of(sandbox.company)
+    contact = world.record("contacts", 3)
+    company = data.associations_of("contacts", contact.id)["companies"][0]
+
+    def linked(source, target, rid):
+        body = api.post(f"/crm/v4/associations/{source}/{target}/batch/read",
+                        json={"inputs": [{"id": rid}]}).json()  # fmt: skip
+        return [str(t["toObjectId"]) for r in body["results"] for t in r["to"]]
+
+    assert contact.id in linked("companies", "contacts", company)
+    assert linked("contacts", "companies", contact.id) == [company]
+    before = data.record("contacts", 3).updated
+    data.dissociate("contacts", contact.id, "companies", company)
+    assert contact.id not in linked("companies", "contacts", company)
+    assert linked("contacts", "companies", contact.id) == []
+    assert data.record("contacts", 3).updated > before  # its num_associated_* changed
+    data.associate("companies", company, "contacts", contact.id)
+    assert linked("contacts", "companies", contact.id) == [company]

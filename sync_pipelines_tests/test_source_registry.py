@@ -30,6 +30,9 @@ MAX_MODULE_LINES = 400
 # The alerts post to a Slack channel with their own slack_sdk client: a transport, not the
 # slack source. The word is allowed there and nowhere else; their code imports no source.
 TRANSPORT_MENTIONS = {"alerts": {"slack"}}
+# The retrieval evaluation's ground truth (bench/retrieval_eval.py) asks what the company said
+# where, so it reads several emulators' data by design; nothing in the product imports it.
+CROSS_SOURCE_SANDBOX_MODULES = {"retrieval_truth.py"}
 
 
 def test_discovers_every_source_folder_in_schedule_order():
@@ -77,7 +80,8 @@ def test_no_sandbox_module_outside_an_emulator_folder_names_a_source():
     offenders = {
         str(path.relative_to(SANDBOX)): sorted(named)
         for path in modules
-        if (named := _mentions(path.read_text(encoding="utf-8"), names))
+        if path.name not in CROSS_SOURCE_SANDBOX_MODULES
+        and (named := _mentions(path.read_text(encoding="utf-8"), names))
     }
     assert offenders == {}
 

@@ -160,8 +160,8 @@ def run(tmp_path, store, entries, batch_documents: int = 500):
 
 
 def found(store, doc: Document) -> bool:
-    matches = search(doc.text, HashingEmbedder(dimension=DIM), store, top_k=5)
-    return doc.doc_id in {m.metadata["doc_id"] for m in matches}
+    hits = search(doc.text, HashingEmbedder(dimension=DIM), store, top_k=5)
+    return doc.doc_id in {hit.doc_id for hit in hits}
 
 
 def ids_of(store, doc: Document) -> set[str]:

@@ -159,8 +159,8 @@ class Pipeline:
     def found(self, doc: Document) -> bool:
         embedder = self.harness.embedder.build()
         store = self.harness.vector_store.build()
-        matches = search(doc.text, embedder, store, top_k=5)
-        return doc.doc_id in {m.metadata["doc_id"] for m in matches}
+        hits = search(doc.text, embedder, store, top_k=5)
+        return doc.doc_id in {hit.doc_id for hit in hits}
 
 
 @pytest.mark.parametrize("kind", ["lance", "pinecone"])

@@ -206,16 +206,32 @@ def test_rows_merge_documents_and_deletions_tee(harness, widgets):
     assert event.doc_id == "widgets:acme:account-3"
 
 
-def test_a_failed_page_loads_nothing(harness, widgets):
+def connect(harness, **options) -> None:
+    """The registry's one connection, `acme`, with these CRM options."""
+    text = ", ".join(f"{k}: {v}" for k, v in options.items())
+    harness.registry.write_text(
+        "connections:\n  - {id: acme, source: widgets, credentials: {token: WIDGETS_TOKEN},"
+        f" options: {{{text}}}}}\n"
+    )
+
+
+def test_a_failed_page_leaves_a_partial_load_the_next_run_merges_over(harness, widgets):
     module, asset = widgets
-    module.STATE["accounts"] = {i: account(i) for i in range(450)}
-    module.STATE["fail_after_pages"] = 2  # 2 pages of 200 read, the third fails
+    module.STATE["accounts"] = {i: account(i, notes=f"note {i}") for i in range(450)}
+    connect(harness, page_size=100, batch_size=100)
+    module.STATE["fail_after_pages"] = 2  # 2 pages of 100 read (and loaded), the third fails
     result, _ = run(harness, asset, raise_on_error=False)
     assert not result.success
-    assert harness.warehouse.rows("widgets", "accounts") == []
+    assert result.asset_materializations_for_node("widgets") == []  # no mark: read again
+    partial = harness.warehouse.rows("widgets", "accounts")
+    first_pages = sorted(module.STATE["accounts"], key=str)[:200]  # _paged's order
+    assert sorted(r["id"] for r in partial) == sorted(first_pages)
     module.STATE["fail_after_pages"] = None
-    run(harness, asset)
-    assert len(harness.warehouse.rows("widgets", "accounts")) == 450
+    result, meta = run(harness, asset)
+    rows = harness.warehouse.rows("widgets", "accounts")
+    assert sorted(r["id"] for r in rows) == list(range(450))  # merged: no duplicate
+    assert len(harness.documents(result, "widgets")) == 450  # the partial load's ones too
+    assert meta["run_rows_accounts"] == 450
 
 
 def test_full_refresh_detects_changes_and_soft_deletes_only_after_a_whole_read(harness, widgets):
@@ -250,3 +266,28 @@ def test_full_refresh_detects_changes_and_soft_deletes_only_after_a_whole_read(h
     assert [d.doc_id for d in harness.documents(result, "widgets")] == ["widgets:acme:row-4"]
     rows = {r["id"]: r for r in harness.warehouse.rows("widgets", "sheet_rows")}
     assert rows[4]["_deleted_at"] is None
+
+
+def test_full_refresh_rows_a_failed_run_loaded_still_get_their_documents(harness, widgets):
+    """The batches a failed run loaded hold the new values; the next complete run must still
+    see those rows as changed (their documents were never written), then confirm them."""
+    module, asset = widgets
+    module.STATE["sheet"] = {i: {"id": i, "value": i} for i in range(6)}
+    connect(harness, page_size=2, batch_size=2)
+    run(harness, asset, days=[day(0)])
+    module.STATE["sheet"] = {i: {"id": i, "value": 100 + i} for i in range(6)}  # all edited
+    module.STATE["fail_after_pages"] = 2  # rows 0-3 read and loaded, then the read fails
+    failed, _ = run(harness, asset, days=[day(0)], raise_on_error=False)
+    assert not failed.success
+    rows = {r["id"]: r for r in harness.warehouse.rows("widgets", "sheet_rows")}
+    assert [rows[i]["value"] for i in range(6)] == [100, 101, 102, 103, 4, 5]
+    assert all(r["_deleted_at"] is None for r in rows.values())  # no delete from a failed read
+
+    module.STATE["fail_after_pages"] = None
+    result, meta = run(harness, asset, days=[day(0)])
+    docs = harness.documents(result, "widgets")
+    assert sorted(d.doc_id for d in docs) == [f"widgets:acme:row-{i}" for i in range(6)]
+    assert meta["run_documents_unchanged"] == 0
+    result, meta = run(harness, asset, days=[day(0)])  # confirmed: nothing to write again
+    assert harness.documents(result, "widgets") == []
+    assert meta["run_documents_unchanged"] == 6

@@ -16,6 +16,7 @@ the embeddings'. `OpenAIState.inject_chat` makes the next answers a refusal
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -98,6 +99,16 @@ class OpenAIState:
         self.chat_context_tokens: int | None = None  # overrides every chat model's window
         self._chat_faults: deque[tuple[str, str | None]] = deque()
         self._lock = threading.Lock()
+        # Service time of an embeddings request, on top of the knobs' latency (shared by all
+        # the emulators): a fixed part and a part per input, as a real server's grows with
+        # the batch. What a benchmark sets to model the provider.
+        self.latency_ms = 0.0
+        self.latency_per_input_ms = 0.0
+
+    def embeddings_delay_s(self, body: dict) -> float:
+        raw = body.get("input")
+        inputs = len(raw) if isinstance(raw, list) else 1
+        return (self.latency_ms + self.latency_per_input_ms * inputs) / 1000
 
     def inject_chat(self, kind: str, count: int = 1, containing: str | None = None) -> None:
         """Answer the next `count` chat completions (only those whose user text contains
@@ -459,6 +470,10 @@ def make_app(state: OpenAIState) -> Starlette:
                     ) from None
                 if not isinstance(body, dict):
                     raise OpenAIError(400, "The request body must be a JSON object.")
+                if work is create_embeddings:
+                    delay = state.embeddings_delay_s(body)
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 return JSONResponse(await run_in_threadpool(work, state, body))
             except OpenAIError as exc:
                 return JSONResponse(exc.body, status_code=exc.status)

@@ -2,14 +2,16 @@
 
 The event log is the queue: each source materialization names the document files it wrote
 (documents and tombstones, applied in event order), and vector_index keeps a cursor over those
-events in its own materialization metadata (see event_cursor.py for why it is more than a
-storage id). A failed or killed run records nothing, so the next run starts from the same
-events; the chunk ledger makes that replay cost only what was not yet upserted or deleted.
+events per (store, embedder) beside the chunk ledger (progress.py; see event_cursor.py for why
+it is more than a storage id), shown in its materialization metadata too. A failed or killed
+run records nothing, so the next run starts from the same events; the chunk ledger makes that
+replay cost only what was not yet upserted or deleted. A store with no progress for the
+embedder is rebuilt from every retained document file.
 """
 
 
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from dagster import (
     AssetExecutionContext,
@@ -22,9 +24,10 @@ from dagster import (
 )
 
 from sync_pipelines.catalog import asset_owners
-from sync_pipelines.documents import Document, DocumentFiles, Entry
+from sync_pipelines.documents import Document
 from sync_pipelines.errors import fail_fast
 from sync_pipelines.index.event_cursor import EventCursor, SourceEvent, select_pending
+from sync_pipelines.index.progress import IndexProgress, Recorded, resume
 from sync_pipelines.index.updater import IndexUpdater, document_time
 from sync_pipelines.metrics import peak_rss_mb
 from sync_pipelines.sources import registry
@@ -41,14 +44,19 @@ VECTOR_INDEX_CONDITION = (
 )
 
 
-def last_cursor(context: AssetExecutionContext) -> EventCursor:
+def last_recorded(context: AssetExecutionContext) -> Recorded | None:
+    """The cursor, store and embedder of vector_index's latest materialization: what a
+    deployment from before per-store progress adopts when both still match."""
     result = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key), limit=1
     )
     if not result.records:
-        return EventCursor()
-    entry = result.records[0].asset_materialization.metadata.get(CURSOR_KEY)
-    return EventCursor.from_json(entry.value if entry is not None else None)
+        return None
+    metadata = result.records[0].asset_materialization.metadata
+    cursor, store, embedder = (
+        metadata[k].value if k in metadata else None for k in (CURSOR_KEY, "store", "embedder")
+    )
+    return Recorded(EventCursor.from_json(cursor), store, embedder)
 
 
 def source_events(
@@ -73,11 +81,6 @@ def source_events(
                 break
             page_cursor = page.cursor
     return events
-
-
-def _read_entries(paths: Sequence[str]) -> Iterator[Entry]:
-    for path in paths:
-        yield from DocumentFiles.read_entries(path)
 
 
 def partition_times() -> Callable[[Document], float]:
@@ -115,14 +118,22 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
     @fail_fast
     def vector_index(context: AssetExecutionContext) -> MaterializeResult:
         started = time.monotonic()
-        previous = last_cursor(context)
-        files, cursor = select_pending(source_events(context, source_keys, previous), previous)
-        context.log.info(
-            f"{len(files)} document files landed since event {previous.storage_id}"
-        )
         embedder = context.resources.embedder.build()
         store = context.resources.vector_store.build()
         ledger = context.resources.vector_store.ledger(store)
+        progress = IndexProgress.beside(ledger)
+        start = resume(
+            progress, store, ledger, embedder, last_recorded(context), context.log.warning
+        )
+        previous = start.cursor
+        files, cursor = select_pending(source_events(context, source_keys, previous), previous)
+        if start.rebuild:
+            context.log.info(f"{start.reason}: rebuilding from {len(files)} document files")
+        else:
+            context.log.info(
+                f"{len(files)} document files landed since event {previous.storage_id} "
+                f"({start.reason})"
+            )
         updater = IndexUpdater(
             embedder,
             store,
@@ -139,7 +150,7 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
             warn=context.log.warning,
             max_absent_share=context.resources.vector_store.max_absent_share,
         )
-        stats = updater.apply(_read_entries(files))
+        stats = updater.apply_files(files)  # streamed: memory flat however many documents
         if (
             stats.chunks_embedded
             or stats.chunks_metadata_updated
@@ -148,6 +159,7 @@ def build_vector_index(source_assets: Sequence[AssetsDefinition]) -> AssetsDefin
         ):
             store.compact()  # merge the small fragments each batch leaves (LanceDB)
         embed_stats = embedder.stats
+        progress.record(store.name, embedder.signature, cursor)  # only once all is applied
         return MaterializeResult(
             metadata={
                 **stats.as_metadata(),

@@ -9,6 +9,7 @@ replaced (an access list narrowed upstream, a new URL): that costs no embedding.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import numbers
@@ -24,12 +25,20 @@ from sync_pipelines.index.tokens import TokenCounter, token_counter
 _SEPARATORS = [
     re.compile(r"\n[ \t\r\f\v]*\n\s*"),  # blank line: paragraphs
     re.compile(r"\n"),  # lines
-    re.compile(r"(?<=[.!?…])(?=\s)|(?<=[。！？；])(?=.)", re.S),  # sentences, CJK ones too
+    re.compile(r"(?<=[.!?…])(?=\s)|(?<=[。！？；])(?=.)", re.DOTALL),  # sentences, CJK ones too
     re.compile(r"(?<=\S)(?=\s)"),  # words
 ]
 _WORD_STARTS = re.compile(r"(?:^|(?<=\s))\S")
 _HARD_CUT_CHARS_PER_TOKEN = 16  # window for hard cuts: keeps tiktoken work linear in length
-_TITLE_SHARE = 4  # a title prefix takes at most 1/4 of the chunk budget
+
+# Defaults of the chunk budget (SYNC_CHUNK_TOKENS, SYNC_CHUNK_OVERLAP): small enough that a
+# chunk says one thing, large enough that a chat thread or a ticket is one or two chunks.
+DEFAULT_CHUNK_TOKENS = 256
+DEFAULT_CHUNK_OVERLAP = 32
+# The title repeated atop every chunk is paid for on every chunk: it gets a few tokens only,
+# and never more than a quarter of a small budget.
+TITLE_MAX_TOKENS = 16
+_TITLE_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,8 @@ class TextSplitter:
 
     def __init__(
         self,
-        chunk_tokens: int = 400,
-        overlap_tokens: int = 40,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        overlap_tokens: int = DEFAULT_CHUNK_OVERLAP,
         counter: TokenCounter | None = None,
     ):
         if chunk_tokens < 8:
@@ -73,6 +82,9 @@ class TextSplitter:
         """Chunks of `text`, each starting with `prefix` and within the token budget."""
         if not text.strip():
             return []
+        whole = prefix + text.strip()
+        if self.counter.fits(whole, self.chunk_tokens):  # most chat messages and tickets
+            return [whole]
         budget = self.chunk_tokens - self.counter.count(prefix)
         if budget < 4:  # one character can take up to 4 tokens
             raise ValueError(f"prefix leaves {budget} tokens of a {self.chunk_tokens} budget")
@@ -105,7 +117,7 @@ class TextSplitter:
         while True:
             raw = overlap + "".join(u for u, _ in body)
             chunk = prefix + raw.strip()
-            if self.counter.count(chunk) <= self.chunk_tokens:
+            if self.counter.fits(chunk, self.chunk_tokens):
                 return chunk, raw
             if len(body) > 1:
                 units.appendleft(body.pop())
@@ -119,7 +131,7 @@ class TextSplitter:
 
     def _units(self, text: str, budget: int, level: int):
         """Pieces of `text` that each fit the budget, in order, concatenating back to `text`."""
-        if self.counter.count(text) <= budget:
+        if self.counter.fits(text, budget):
             yield text
             return
         if level == len(_SEPARATORS):
@@ -130,7 +142,7 @@ class TextSplitter:
             yield from self._units(text, budget, level + 1)
             return
         bounds = [0, *starts, len(text)]
-        for start, end in zip(bounds, bounds[1:]):
+        for start, end in itertools.pairwise(bounds):
             yield from self._units(text[start:end], budget, level + 1)
 
     def _hard_cut(self, text: str, budget: int):
@@ -150,7 +162,7 @@ class TextSplitter:
         if max_tokens <= 0 or not text.strip():
             return ""
         starts = [m.start() for m in _WORD_STARTS.finditer(text)]
-        if starts and self.counter.count(text[starts[-1] :]) <= max_tokens:
+        if starts and self.counter.fits(text[starts[-1] :], max_tokens):
             return text[_first_fitting(starts, text, max_tokens, self.counter) :]
         # No whole word fits (unspaced text, a long URL): take characters instead.
         positions = range(max(0, len(text) - max_tokens * 4), len(text))
@@ -162,7 +174,7 @@ def _first_fitting(starts, text: str, max_tokens: int, counter: TokenCounter) ->
     lo, hi = 0, len(starts)
     while lo < hi:
         mid = (lo + hi) // 2
-        if counter.count(text[starts[mid] :]) <= max_tokens:
+        if counter.fits(text[starts[mid] :], max_tokens):
             hi = mid
         else:
             lo = mid + 1
@@ -229,12 +241,18 @@ def _title_prefix(doc: Document, splitter: TextSplitter) -> str:
     """The title on its own line, so every chunk says what it belongs to.
 
     Skipped when there is no title or the text already opens with it (page bodies often do).
+    A long title is cut to TITLE_MAX_TOKENS at a word boundary: repeated in every chunk, a
+    full ticket summary or e-mail subject would cost more embedded tokens than it helps.
     """
     title = " ".join((doc.title or "").split())
     if not title or doc.text.lstrip().startswith(title):
         return ""
-    title = splitter.counter.truncate(title, splitter.chunk_tokens // _TITLE_SHARE - 2)
-    return f"{title}\n\n" if title else ""
+    budget = min(TITLE_MAX_TOKENS, splitter.chunk_tokens // _TITLE_SHARE)
+    cut = splitter.counter.truncate(title, budget)
+    if cut != title and " " in cut and not title[len(cut)].isspace():
+        cut = cut.rsplit(" ", 1)[0]  # drop the partial last word
+    cut = cut.strip()
+    return f"{cut}\n\n" if cut else ""
 
 
 def _document_metadata(doc: Document) -> dict:

@@ -1,4 +1,5 @@
-"""Turn chunk texts into vectors: a local lexical default and any OpenAI-compatible server."""
+"""Turn chunk texts into vectors: local semantic (WordLlama) or lexical (hashing) embedders,
+and any OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -67,9 +68,9 @@ class HashingEmbedder:
     """Signed feature hashing of lower-cased word unigrams and bigrams, sublinear tf, L2-normed.
 
     Lexical, not semantic: texts score close when they share words, not when they share
-    meaning ("car" and "automobile" are unrelated to it). It needs no network or model files,
-    so it is the default for the sandbox, tests and air-gapped installs. Word hashes come from
-    blake2b, never Python's salted hash(), so vectors are identical in every process.
+    meaning ("car" and "automobile" are unrelated to it). It needs no model at all, so tests
+    that need exact lexical behaviour use it. Word hashes come from blake2b, never Python's
+    salted hash(), so vectors are identical in every process.
     """
 
     def __init__(self, dimension: int = 384):
@@ -175,10 +176,21 @@ class OpenAIEmbedder:
         self._api_key = api_key
         self.max_retries = max_retries
         self.calls = CallStats()  # retries and 429 waits
+        # Told (status, headers) of every answer, 429s included: a rate limiter reads the
+        # x-ratelimit-* and Retry-After headers there (index/embed_limiter.py).
+        self.response_observers: list = []
         self._client = openai.OpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultHttpxClient(event_hooks={"response": [self._observe]}),
         )
         self.base_url = str(self._client.base_url)
+
+    def _observe(self, response) -> None:
+        for observer in self.response_observers:
+            observer(response.status_code, response.headers)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -276,10 +288,18 @@ class OpenAIEmbedder:
         )
 
 
+EMBEDDER_KINDS = ("wordllama", "hashing", "openai")
+
+
 def build_embedder(kind: str, **options) -> Embedder:
-    """An embedder from configuration: kind "hashing" (local default) or "openai"."""
+    """An embedder from configuration: kind "wordllama" (local, semantic), "hashing" (local,
+    lexical) or "openai" (any OpenAI-compatible server)."""
+    if kind == "wordllama":
+        from sync_pipelines.index.wordllama import WordLlamaEmbedder
+
+        return WordLlamaEmbedder(**options)
     if kind == "hashing":
         return HashingEmbedder(**options)
     if kind == "openai":
         return OpenAIEmbedder(**options)
-    raise ValueError(f"unknown embedder kind {kind!r}: expected 'hashing' or 'openai'")
+    raise ValueError(f"unknown embedder kind {kind!r}: expected one of {EMBEDDER_KINDS}")

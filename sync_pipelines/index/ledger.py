@@ -11,8 +11,8 @@ lost or duplicated.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,7 +22,6 @@ from sync_pipelines.index.chunking import Chunk
 from sync_pipelines.index.stores.base import batched
 
 _IN_LIST = 500  # ids per IN (...) query
-_ROWS_PER_INSERT = 500
 _UPSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 _metadata = sa.MetaData()
@@ -43,6 +42,14 @@ chunk_ledger = sa.Table(
     sa.Index("ix_chunk_ledger_store_time", "store", "doc_time"),
 )
 _ADDED_COLUMNS = ("metadata_hash", "doc_time")
+_UPDATED_ON_RECORD = (
+    "doc_id",
+    "chunk_n",
+    "content_hash",
+    "metadata_hash",
+    "doc_time",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,14 @@ class ChunkLedger:
         self.store_name = store_name
         self._upsert = _UPSERTS[backend]
         self._engine = sa.create_engine(url, **_engine_options(backend))
+        if backend == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.Lock()
+        insert = self._upsert(chunk_ledger)
+        self._record_statement = insert.on_conflict_do_update(
+            index_elements=["store", "vector_id"],
+            set_={c: insert.excluded[c] for c in _UPDATED_ON_RECORD},
+        )
         self._create_or_upgrade()
 
     def _create_or_upgrade(self) -> None:
@@ -142,7 +156,8 @@ class ChunkLedger:
         return found
 
     def record(self, chunks: Sequence[Chunk]) -> None:
-        """Insert or update the rows of chunks the store now holds."""
+        """Insert or update the rows of chunks the store now holds (one statement, compiled
+        once, executed for every row: the pipeline records after each store request)."""
         now = clock.now()
         rows = {
             c.vector_id: {
@@ -157,25 +172,10 @@ class ChunkLedger:
             }
             for c in chunks
         }
+        if not rows:
+            return
         with self._write_lock, self._engine.begin() as conn:
-            for batch in batched(list(rows.values()), _ROWS_PER_INSERT):
-                insert = self._upsert(chunk_ledger).values(batch)
-                conn.execute(
-                    insert.on_conflict_do_update(
-                        index_elements=["store", "vector_id"],
-                        set_={
-                            c: insert.excluded[c]
-                            for c in (
-                                "doc_id",
-                                "chunk_n",
-                                "content_hash",
-                                "metadata_hash",
-                                "doc_time",
-                                "updated_at",
-                            )
-                        },
-                    )
-                )
+            conn.execute(self._record_statement, list(rows.values()))
 
     def forget(self, vector_ids: Iterable[str]) -> None:
         """Drop the rows of ids deleted from the store."""
@@ -198,8 +198,24 @@ class ChunkLedger:
         with self._engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The ledger's database, shared by what lives beside it (index/progress.py)."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    """Write-ahead logging, synced at checkpoints: a commit per store request no longer
+    waits on fsync, and readers do not block the writer. A power loss can drop the last
+    commits; those chunks are then embedded again next run (the store already holds them),
+    which is the ledger's safe direction."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _engine_options(backend: str) -> dict:

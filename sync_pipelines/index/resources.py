@@ -7,34 +7,48 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sync_pipelines.index.chunking import TextSplitter
-from sync_pipelines.index.embedders import Embedder, HashingEmbedder, OpenAIEmbedder
+from sync_pipelines.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, TextSplitter
+from sync_pipelines.index.embedders import (
+    EMBEDDER_KINDS,
+    Embedder,
+    HashingEmbedder,
+    OpenAIEmbedder,
+)
 from sync_pipelines.index.ledger import ChunkLedger
 from sync_pipelines.index.stores.base import VectorStore
 from sync_pipelines.index.tokens import token_counter
+from sync_pipelines.index.wordllama import WordLlamaEmbedder
 from sync_pipelines.resources import default_data_dir
 
 
 class EmbedderResource(ConfigurableResource):
-    """`hashing` (local, lexical, no network) or `openai` (any OpenAI-compatible server)."""
+    """`wordllama` (local, semantic), `hashing` (local, lexical) or `openai` (any
+    OpenAI-compatible server); none of the local ones needs the network."""
 
-    kind: str = Field(default="hashing", description="hashing | openai")
+    kind: str = Field(default="wordllama", description=" | ".join(EMBEDDER_KINDS))
     dimension: int | None = Field(
-        default=None, description="Vector size: hashing default 384; openai model default."
+        default=None,
+        description="Vector size: wordllama 256 (or 64, 128); hashing 384; openai model default.",
     )
     openai_api_key: str | None = Field(default=None, description="Set through EnvVar.")
     openai_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL.")
     openai_model: str = Field(default="text-embedding-3-small")
-    chunk_tokens: int = Field(default=400, description="Chunk budget in tokens.")
-    chunk_overlap_tokens: int = Field(default=40)
+    chunk_tokens: int = Field(
+        default=DEFAULT_CHUNK_TOKENS, description="Chunk budget in tokens, title line included."
+    )
+    chunk_overlap_tokens: int = Field(
+        default=DEFAULT_CHUNK_OVERLAP, description="Tokens consecutive chunks share."
+    )
 
     def build(self) -> Embedder:
+        if self.kind == "wordllama":
+            return WordLlamaEmbedder(dimension=self.dimension or 256)
         if self.kind == "hashing":
             return HashingEmbedder(dimension=self.dimension or 384)
         if self.kind == "openai":
             if not self.openai_api_key:
                 raise ValueError(
-                    "embedder 'openai' needs OPENAI_API_KEY (set SYNC_EMBEDDER=hashing to embed "
+                    "embedder 'openai' needs OPENAI_API_KEY (set SYNC_EMBEDDER=wordllama to embed "
                     "locally)"
                 )
             return OpenAIEmbedder(
@@ -43,7 +57,7 @@ class EmbedderResource(ConfigurableResource):
                 model=self.openai_model,
                 dimensions=self.dimension,
             )
-        raise ValueError(f"unknown embedder kind {self.kind!r}: use 'hashing' or 'openai'")
+        raise ValueError(f"unknown embedder kind {self.kind!r}: use one of {EMBEDDER_KINDS}")
 
     def splitter(self) -> TextSplitter:
         return TextSplitter(

@@ -1,15 +1,19 @@
-"""Token counting for chunk budgets and embedding limits, with an offline fallback.
+"""Token counting for chunk budgets and embedding limits, exact offline.
 
-tiktoken fetches its encoding files over the network on first use. Offline (tests, the
-sandbox, air-gapped deployments) we bound tokens by the UTF-8 byte length instead: every
-cl100k/o200k token spans at least one byte, so bytes >= tokens and a byte budget never
-overflows a token budget. Which counter ran is recorded in `.name` so metrics can say so.
+Chunks must be bounded by the embedding model's own tokens. tiktoken fetches its encoding
+files over the network on first use, so when its cache lacks them we count with bpe-openai,
+which ships cl100k_base and o200k_base inside its wheel (the same files tiktoken downloads,
+byte for byte) and counts exactly as tiktoken does. Only when neither is available do we
+bound tokens by the UTF-8 byte length: every cl100k/o200k token spans at least one byte, so
+bytes >= tokens and a byte budget never overflows a token budget. Which counter ran is
+recorded in `.name` so metrics can say so.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import os
 import tempfile
 
@@ -17,20 +21,41 @@ import tiktoken
 import tiktoken_ext.openai_public
 
 BYTES_NAME = "utf8-bytes"
-MODES = ("auto", "tiktoken", "bytes")
+MODES = ("auto", "tiktoken", "bpe-openai", "bytes")
 
 
 class TokenCounter:
-    """Counts and truncates text with a tiktoken encoding, or by UTF-8 bytes when given none."""
+    """Counts and truncates text with a tiktoken-compatible encoding, or by UTF-8 bytes.
 
-    def __init__(self, encoding: tiktoken.Encoding | None = None):
+    `encoding` needs tiktoken's `encode(text, disallowed_special=())` and `decode_bytes`
+    (tiktoken's and bpe-openai's Encoding both have them). Text the encoder refuses with one of
+    `refusals` (bpe-openai: over a million characters or 200,000 tokens, as ValueError) is
+    counted by its UTF-8 bytes, an upper bound, and truncated from a shorter prefix.
+    """
+
+    def __init__(
+        self,
+        encoding=None,
+        name: str | None = None,
+        refusals: tuple[type[Exception], ...] = (),
+    ):
         self._encoding = encoding
-        self.name = f"tiktoken:{encoding.name}" if encoding is not None else BYTES_NAME
+        self._refusals = refusals
+        if name is None:
+            name = f"tiktoken:{encoding.name}" if encoding is not None else BYTES_NAME
+        self.name = name
 
     def count(self, text: str) -> int:
         if self._encoding is None:
             return len(_utf8(text))
-        return len(self._encoding.encode(text, disallowed_special=()))
+        try:
+            return len(self._encoding.encode(text, disallowed_special=()))
+        except self._refusals:
+            return len(_utf8(text))
+
+    def fits(self, text: str, max_tokens: int) -> bool:
+        """count(text) <= max_tokens, without tokenizing text whose bytes already fit."""
+        return _fits_by_bytes(text, max_tokens) or self.count(text) <= max_tokens
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest prefix of `text` (cut at a character boundary) within `max_tokens`."""
@@ -38,7 +63,16 @@ class TokenCounter:
             return ""
         if self._encoding is None:
             return _bytes_prefix(text, max_tokens)
-        tokens = self._encoding.encode(text, disallowed_special=())
+        if _fits_by_bytes(text, max_tokens):
+            return text
+        while True:
+            try:
+                tokens = self._encoding.encode(text, disallowed_special=())
+                break
+            except self._refusals:
+                # Too long to encode: a prefix of a prefix is still a prefix, and half of a
+                # text with 200,000 tokens still holds far more than any budget here.
+                text = text[: len(text) // 2]
         if len(tokens) <= max_tokens:
             return text
         # A token may end inside a multi-byte character: keep whole characters only, then
@@ -52,6 +86,11 @@ class TokenCounter:
 def _utf8(text: str) -> bytes:
     # surrogatepass: a lone surrogate (seen in broken JSON from APIs) must not crash counting.
     return text.encode("utf-8", "surrogatepass")
+
+
+def _fits_by_bytes(text: str, max_tokens: int) -> bool:
+    """Every token spans at least one byte (a character at most four): short text fits."""
+    return len(text) * 4 <= max_tokens or len(_utf8(text)) <= max_tokens
 
 
 def _whole_chars(data: bytes) -> str:
@@ -82,14 +121,19 @@ def _cached_encoding(encoding: str) -> tiktoken.Encoding | None:
         return None
     # tiktoken caches each file under sha1(url); the constructors name their urls as literals
     # (an encoding built from another one lists none, and so falls back to bytes).
-    urls = [c for c in constructor.__code__.co_consts if isinstance(c, str) and "://" in c]
-    paths = [os.path.join(cache_dir, hashlib.sha1(u.encode()).hexdigest()) for u in urls]
+    paths = [os.path.join(cache_dir, hashlib.sha1(u.encode()).hexdigest()) for u in _urls(encoding)]
     if not paths or not all(os.path.exists(p) for p in paths):
         return None
     try:
         return tiktoken.get_encoding(encoding)
-    except Exception:  # a corrupt cache file makes tiktoken try the network; we fall back
+    # A corrupt cache file makes tiktoken try the network (which fails in any way): fall back.
+    except Exception:  # noqa: BLE001
         return None
+
+
+def _urls(encoding: str) -> list[str]:
+    constructor = tiktoken_ext.openai_public.ENCODING_CONSTRUCTORS[encoding]
+    return [c for c in constructor.__code__.co_consts if isinstance(c, str) and "://" in c]
 
 
 def _tiktoken_cache_dir() -> str:
@@ -100,17 +144,44 @@ def _tiktoken_cache_dir() -> str:
     return os.path.join(tempfile.gettempdir(), "data-gym-cache")
 
 
-@functools.lru_cache(maxsize=None)
+def bpe_openai_ships(encoding: str) -> bool:
+    """Whether bpe-openai has `encoding`'s ranks in its wheel (for others it would call
+    tiktoken, and so the network)."""
+    try:
+        data = importlib.resources.files("bpe_openai.data")
+    except ModuleNotFoundError:
+        return False
+    return data.joinpath(f"{encoding}.tiktoken.gz").is_file()
+
+
+def _bpe_openai_counter(encoding: str) -> TokenCounter:
+    if not bpe_openai_ships(encoding):
+        raise RuntimeError(
+            f"bpe-openai does not ship encoding {encoding!r} (it has cl100k_base and o200k_base); "
+            "is the bpe-openai package installed?"
+        )
+    import bpe_openai
+
+    return TokenCounter(
+        bpe_openai.get_encoding(encoding), name=f"bpe-openai:{encoding}", refusals=(ValueError,)
+    )
+
+
+@functools.cache
 def token_counter(encoding: str = "cl100k_base", mode: str = "auto") -> TokenCounter:
-    """The process-wide counter: `auto` uses tiktoken when its files are cached, else bytes.
+    """The process-wide counter. `auto`: tiktoken when its files are cached, else bpe-openai
+    (exact, offline) when it ships the encoding, else the UTF-8 byte bound.
 
     `tiktoken` forces tiktoken (downloading the encoding if needed, raising if that fails);
-    `bytes` forces the UTF-8 byte bound.
+    `bpe-openai` forces bpe-openai (raising if it lacks the encoding); `bytes` forces the
+    byte bound.
     """
     if mode not in MODES:
         raise ValueError(f"unknown token counter mode {mode!r}; expected one of {MODES}")
     if mode == "bytes":
         return TokenCounter()
+    if mode == "bpe-openai":
+        return _bpe_openai_counter(encoding)
     if mode == "tiktoken":
         try:
             return TokenCounter(tiktoken.get_encoding(encoding))
@@ -120,4 +191,8 @@ def token_counter(encoding: str = "cl100k_base", mode: str = "auto") -> TokenCou
                 "set TIKTOKEN_CACHE_DIR to a directory holding its files, or use mode='auto'"
             ) from exc
     cached = _cached_encoding(encoding)
-    return TokenCounter(cached) if cached is not None else TokenCounter()
+    if cached is not None:
+        return TokenCounter(cached)
+    if bpe_openai_ships(encoding):
+        return _bpe_openai_counter(encoding)
+    return TokenCounter()

@@ -33,7 +33,10 @@ class CrmOptions(OptionsModel):
         default=None, ge=1, description="Records per API page (capped at the vendor's max)."
     )
     batch_size: int | None = Field(
-        default=None, ge=1, description="Records dlt buffers before writing a file."
+        default=None,
+        ge=1,
+        description="Records dlt buffers before writing a file; a load starts once this "
+        "many are read.",
     )
 
 
@@ -85,6 +88,9 @@ def crm_sync(tables: Tables, overlap_s: float = DEFAULT_OVERLAP_S):
             "pages": sum(tee.pages.values()),
             "records": sum(tee.rows.values()),
             "documents_unchanged": tee.unchanged,
+            "loads": tee.loads,
+            "load_seconds": round(tee.load_s, 2),
+            "load_seconds_after_reading": round(tee.tail_s, 2),
             "page_size": page_size,
             "batch_size": batch_size,
             "warehouse": warehouse.describe(source),

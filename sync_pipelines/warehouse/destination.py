@@ -68,7 +68,8 @@ class WarehouseResource(ConfigurableResource):
     )
     batch_size: int = Field(
         default_factory=lambda: _env_int(BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE),
-        description="Records dlt buffers before writing a file (the bulk insert batch).",
+        description="Records dlt buffers before writing a file (the bulk insert batch); a "
+        "load starts once this many are read and takes at most 3 batches.",
     )
 
     duckdb_memory_limit: str = Field(

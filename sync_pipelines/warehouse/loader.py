@@ -1,13 +1,17 @@
-"""One connection's CRM tables through dlt, all or nothing, teeing documents as rows stream.
+"""One connection's CRM tables through dlt, loaded in batches while the next pages are read.
 
-Each Table's pages become a dlt resource (merge on `_connection_id` + the table's key) whose
-generator adds the loader's columns and collects the Documents and Tombstones the records
-imply while dlt buffers `batch_size` rows and writes files: memory stays flat in the number
-of records. dlt extracts every table before it loads anything, so a page that fails stops the
-run with nothing loaded; each run works in its own dlt folder (removed after), so a failed
-run leaves no package behind for the next one to load by surprise. Merge makes a re-run or an
-overlap replace rows, never duplicate them. Full-refresh tables soft-delete the connection's
-rows the run did not see, after the load succeeded and never otherwise.
+Each Table's pages get the loader's columns and tee the Documents and Tombstones the records
+imply (`rows_of`), in a thread that reads ahead of the loader (feed.py): the vendor's pacing
+and dlt's extract/normalize/load per row overlap instead of adding up. Whenever `batch_size`
+rows are waiting, everything waiting (at most LOAD_BATCHES x batch_size rows, the feed's
+bound: memory stays flat in the number of records) becomes one dlt load, merged on
+`_connection_id` + the table's key, so a re-run or an overlap replaces rows, never duplicates
+them. A run that fails part way may leave the batches before the failure loaded; that is
+harmless: the asset records the partition's mark only on success, so the next run reads the
+same window again and merges over them, and full-refresh tables keep such rows "changed" until
+a complete run (refresh.py) so no document is lost. Only after every batch loaded are a
+full-refresh table's rows the run did not see soft-deleted. Each run works in its own dlt
+folder (removed after), so nothing a failed run extracted is loaded later by surprise.
 """
 
 from __future__ import annotations
@@ -16,26 +20,34 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sync_pipelines.documents import Document, Tombstone
-from sync_pipelines.warehouse.destination import WarehouseResource, ident
+from sync_pipelines.warehouse import refresh
+from sync_pipelines.warehouse.destination import WarehouseResource
+from sync_pipelines.warehouse.feed import Batch, PageFeed
+from sync_pipelines.warehouse.refresh import (
+    CONNECTION_COL,
+    DELETED_COL,
+    DOC_COL,
+    HASH_COL,
+    READ_HASH_COL,
+    Stored,
+)
 from sync_pipelines.warehouse.tables import CrmRun, Record, Table
 
 # No calls home from dlt's anonymous telemetry (set before dlt reads its config).
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
-CONNECTION_COL = "_connection_id"
 SYNCED_COL = "_synced_at"
-DELETED_COL = "_deleted_at"
-HASH_COL = "_row_hash"
-DOC_COL = "_doc_id"  # the doc_id of the row's document, so a later deletion can tombstone it
 DELETED_REASON = "deleted upstream"
-ABSENT_REASON = "no longer in the source (full refresh)"
+# A load takes what the reader got ahead by, up to this many batches: few enough rows to
+# keep memory flat, enough that dlt's fixed cost per load (~0.3 s) is shared by many rows.
+LOAD_BATCHES = 3
 
 
 @dataclass
@@ -48,6 +60,9 @@ class Tee:
     deleted: Counter = field(default_factory=Counter)
     pages: Counter = field(default_factory=Counter)
     unchanged: int = 0  # documents not written again: their full-refresh row did not change
+    loads: int = 0  # dlt loads (load packages) the run made
+    load_s: float = 0.0  # seconds in dlt (extract, normalize, load)
+    tail_s: float = 0.0  # of which after the last page was read: what the overlap did not hide
 
 
 def row_hash(record: Record) -> str:
@@ -66,15 +81,9 @@ def column_name(name: str) -> str:
     return NamingConvention().normalize_identifier(name)
 
 
-def _key(values: Sequence[Any]) -> tuple[str, ...]:
-    return tuple(str(v) for v in values)
-
-
-def rows_of(
-    table: Table, crm: CrmRun, tee: Tee, seen: dict[tuple[str, ...], tuple] | None
-) -> Iterator[list[Record]]:
+def rows_of(table: Table, crm: CrmRun, tee: Tee, stored: Stored | None) -> Iterator[list[Record]]:
     """The table's pages with the loader's columns, teeing documents and tombstones.
-    `seen` (full refresh only) maps each stored key to its (hash, deleted_at)."""
+    `stored` (full refresh only): the connection's rows as they were before this run."""
     synced = _utc(crm.now)
     for page in table.pages(crm):
         tee.pages[table.name] += 1
@@ -85,9 +94,11 @@ def rows_of(
             document = table.document(record, crm) if table.document else None
             changed = True
             if table.full_refresh:
-                row[HASH_COL] = row_hash(record)
-                before = seen.get(_key(record.get(k) for k in table.primary_key)) if seen else None
-                changed = before is None or before[0] != row[HASH_COL] or before[1] is not None
+                digest = row_hash(record)
+                key = refresh.key_of(record.get(k) for k in table.primary_key)
+                changed = refresh.is_changed(stored, key, digest)
+                row[READ_HASH_COL] = digest
+                row[HASH_COL] = None if changed else digest  # confirmed after a whole read
             when = table.updated_at(record) if table.updated_at else None
             row[CONNECTION_COL] = crm.connection_id
             row[SYNCED_COL] = synced
@@ -116,61 +127,66 @@ def _columns(table: Table) -> dict[str, dict]:
     }
     if table.full_refresh:
         hints[HASH_COL] = {"data_type": "text", "nullable": True}
+        hints[READ_HASH_COL] = {"data_type": "text", "nullable": True}
     return hints
 
 
-def _existing(pipeline, source: str, table: Table, connection: str) -> dict[tuple, tuple]:
-    """(hash, deleted_at) of the connection's stored rows of a full-refresh table."""
-    keys = [ident(column_name(k)) for k in table.primary_key]
-    sql = (
-        f"SELECT {', '.join(keys)}, {HASH_COL}, {DELETED_COL} "
-        f"FROM {ident(source)}.{ident(table.name)} WHERE {CONNECTION_COL} = %s"
-    )
-    with pipeline.sql_client() as client:
-        if not _has_table(client, source, table.name):
-            return {}
-        rows = client.execute_sql(sql, connection)
-    n = len(keys)
-    return {_key(r[:n]): (r[n], r[n + 1]) for r in rows or []}
-
-
-def _has_table(client, source: str, name: str) -> bool:
-    rows = client.execute_sql(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-        source,
-        name,
-    )
-    return bool(rows)
-
-
-def _soft_delete_absent(pipeline, source, table: Table, crm: CrmRun, load_id, tee) -> None:
-    """Rows of the connection this run's (complete, loaded) read did not contain."""
-    name = f"{ident(source)}.{ident(table.name)}"
-    where = (
-        f"{CONNECTION_COL} = %s AND {DELETED_COL} IS NULL "
-        f"AND ({'_dlt_load_id <> %s' if load_id else 'TRUE'})"
-    )
-    args = (crm.connection_id, load_id) if load_id else (crm.connection_id,)
-    with pipeline.sql_client() as client:
-        if not _has_table(client, source, table.name):
-            return
-        gone = client.execute_sql(f"SELECT {DOC_COL} FROM {name} WHERE {where}", *args) or []
-        if not gone:
-            return
-        client.execute_sql(
-            f"UPDATE {name} SET {DELETED_COL} = %s WHERE {where}", _utc(crm.now), *args
-        )
-    tee.deleted[table.name] += len(gone)
-    tee.tombstones.extend(Tombstone(d, ABSENT_REASON, crm.now) for (d,) in gone if d)
-
-
 def _cause(exc: BaseException) -> BaseException:
-    """The source's own error under dlt's wrappers (a page's 401 stays permanent, a reset
-    transient: the asset decides retries by it)."""
+    """The destination's own error under dlt's wrappers (the asset decides retries by it;
+    the source's errors reach the loader unwrapped, from the feed)."""
     inner = exc
     while inner.__cause__ is not None and type(inner).__module__.startswith("dlt."):
         inner = inner.__cause__
     return inner
+
+
+class _Batches:
+    """One run's dlt pipeline, loading a batch of pages per call."""
+
+    def __init__(self, source: str, crm: CrmRun, tables: Sequence[Table], warehouse, folder):
+        import dlt
+
+        self.source, self.warehouse = source, warehouse
+        self.tables = {t.name: t for t in tables}
+        self.pipeline = dlt.pipeline(
+            pipeline_name=f"sync_{source}_{crm.connection_id}",
+            destination=warehouse.destination(source),
+            dataset_name=source,
+            pipelines_dir=str(folder),
+        )
+        self.load_ids: list[str] = []
+
+    def load(self, batch: Batch, tee: Tee) -> None:
+        """One dlt load (extract, normalize, load) of the batch's pages."""
+        import dlt
+        from dlt.pipeline.exceptions import PipelineStepFailed
+
+        resources = [
+            dlt.resource(
+                iter(pages),
+                name=name,
+                table_name=name,
+                write_disposition="merge",
+                primary_key=(CONNECTION_COL, *(column_name(k) for k in table.primary_key)),
+                columns=_columns(table),
+            )
+            for name, pages in batch.items()
+            for table in (self.tables[name],)
+        ]
+        started = time.monotonic()
+        try:
+            info = self.pipeline.run(
+                resources,
+                schema=dlt.Schema(self.source),
+                loader_file_format=self.warehouse.file_format(),
+            )
+        except PipelineStepFailed as exc:
+            raise _cause(exc) from exc
+        info.raise_on_failed_jobs()
+        self.load_ids.extend(info.loads_ids)
+        seconds = time.monotonic() - started
+        tee.loads += 1
+        tee.load_s += seconds
 
 
 def load(
@@ -181,48 +197,42 @@ def load(
     batch_size: int,
     run_id: str,
 ) -> Tee:
-    """Extract every table, then load them; answers what the records said."""
+    """Read every table's pages and load them in batches as they come; answers what the
+    records said."""
     import dlt
-    from dlt.pipeline.exceptions import PipelineStepFailed
 
     dlt.config["data_writer.buffer_max_items"] = batch_size
     tee = Tee()
     folder = warehouse.pipelines_dir(run_id)
-    pipeline = dlt.pipeline(
-        pipeline_name=f"sync_{source}_{crm.connection_id}",
-        destination=warehouse.destination(source),
-        dataset_name=source,
-        pipelines_dir=str(folder),
-    )
     try:
         with warehouse.writer(source):
-            seen = {
-                t.name: _existing(pipeline, source, t, crm.connection_id)
+            batches = _Batches(source, crm, tables, warehouse, folder)
+            stored = {
+                t.name: refresh.stored_hashes(
+                    batches.pipeline,
+                    source,
+                    t.name,
+                    [column_name(k) for k in t.primary_key],
+                    crm.connection_id,
+                )
                 for t in tables
                 if t.full_refresh
             }
-            resources = [
-                dlt.resource(
-                    rows_of(t, crm, tee, seen.get(t.name)),
-                    name=t.name,
-                    table_name=t.name,
-                    write_disposition="merge",
-                    primary_key=(CONNECTION_COL, *(column_name(k) for k in t.primary_key)),
-                    columns=_columns(t),
-                )
-                for t in tables
-            ]
-            try:
-                info = pipeline.run(
-                    resources, schema=dlt.Schema(source), loader_file_format=warehouse.file_format()
-                )
-            except PipelineStepFailed as exc:
-                raise _cause(exc) from exc
-            info.raise_on_failed_jobs()
-            load_id = info.loads_ids[-1] if info.loads_ids else None
+            reading = ((t.name, rows_of(t, crm, tee, stored.get(t.name))) for t in tables)
+            with PageFeed(reading, limit=LOAD_BATCHES * batch_size) as feed:
+                # The first load also restores dlt's state and creates the tables: done with
+                # the first page, it costs nothing while the next pages are still coming.
+                while (batch := feed.take(at_least=batch_size if tee.loads else 1)) is not None:
+                    batches.load(batch, tee)
+                tee.tail_s = time.monotonic() - feed.ended_at
             for t in tables:
                 if t.full_refresh:
-                    _soft_delete_absent(pipeline, source, t, crm, load_id, tee)
+                    deleted, tombstones = refresh.finish(
+                        batches.pipeline, source, t.name, crm.connection_id,
+                        batches.load_ids, crm.now,
+                    )  # fmt: skip
+                    tee.deleted[t.name] += deleted
+                    tee.tombstones.extend(tombstones)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return tee

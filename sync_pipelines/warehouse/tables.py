@@ -66,8 +66,9 @@ class Table:
     is_deleted: (record) -> True when the record says it is deleted upstream (a CRM's
         `archived`): its row gets `_deleted_at` and its document a Tombstone.
     full_refresh: the pages are the whole object every run (no updated-time filter: a
-        sheet). Each row gets `_row_hash`; rows whose hash did not change cost no document;
-        rows of the connection not seen in the run get `_deleted_at` (and tombstones).
+        sheet). Each row gets `_row_hash` (confirmed once a run read the table whole) and
+        `_row_hash_read`; rows whose hash did not change cost no document; rows of the
+        connection not seen in the run get `_deleted_at` (and tombstones) (refresh.py).
     updated_at: (record) -> its updated time in epoch seconds (None if unknown), which
         puts its document in a partition day and the partition's mark.
     """

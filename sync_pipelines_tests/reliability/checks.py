@@ -103,10 +103,10 @@ def private_chunk_leaks(
     for identity in outsiders[:max_identities]:
         for bait in [m for m in private if identity not in m["access"]][:3]:
             queries += 1
-            for match in search(bait["text"], embedder, store, top_k=10, as_user=identity):
-                access = match.metadata.get("access", [])
+            for hit in search(bait["text"], embedder, store, top_k=10, as_user=identity):
+                access = hit.metadata.get("access", [])
                 if ACCESS_ALL not in access and identity not in access:
                     leaked += 1
             found = search(bait["text"], embedder, store, top_k=10, as_user=bait["access"][0])
-            member_hits += any(m.id == f"{bait['doc_id']}#{bait['chunk_n']}" for m in found)
+            member_hits += any(hit.doc_id == bait["doc_id"] for hit in found)
     return AclFinding(min(len(outsiders), max_identities), queries, leaked, member_hits)

@@ -1,5 +1,6 @@
 """CallRail's place in the source contract."""
 
+import tempfile
 from datetime import UTC, datetime, time, timedelta
 
 from sync_pipelines import clock
@@ -92,8 +93,16 @@ def registry_entry(sandbox, conn_id, env):
 CONTRACT = SourceContract(
     name="callrail",
     asset=source_asset("callrail"),
+    # Each sandbox's runs count against a daily ledger of their own (not the data dir's,
+    # which would carry one test session's requests into the next).
     resources=lambda sandbox: {
-        "callrail": CallRailResource(rate_per_s=0, page_size=20, timeout_s=10, max_attempts=4)
+        "callrail": CallRailResource(
+            rate_per_s=0,
+            page_size=20,
+            timeout_s=10,
+            max_attempts=4,
+            budget_dir=tempfile.mkdtemp(prefix="callrail-budget-"),
+        )
     },
     registry_entry=registry_entry,
     good_secret=SANDBOX_CALLRAIL_KEY,

@@ -33,6 +33,7 @@ from starlette.routing import Route
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.emulator import Emulator
 from sync_pipelines_sandbox.gmail.data import GmailData, Mailbox
+from sync_pipelines_sandbox.google_errors import GoogleError, error_body
 from sync_pipelines_sandbox.google_oauth import GoogleOAuth
 from sync_pipelines_sandbox.paged import (
     ApiError,
@@ -52,38 +53,6 @@ GMAIL_SCOPES = {
     "https://mail.google.com/",
 }
 PREFIX = "/gmail/v1/users/{user_id}"
-STATUS_NAMES = {
-    400: ("badRequest", "INVALID_ARGUMENT"),
-    401: ("authError", "UNAUTHENTICATED"),
-    403: ("forbidden", "PERMISSION_DENIED"),
-    404: ("notFound", "NOT_FOUND"),
-    429: ("rateLimitExceeded", "RESOURCE_EXHAUSTED"),
-    500: ("backendError", "INTERNAL"),
-    503: ("backendError", "UNAVAILABLE"),
-}
-RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
-
-
-class GoogleError(ApiError):
-    """An error with Google's own reason (and domain), e.g. 403 userRateLimitExceeded."""
-
-    def __init__(self, status: int, message: str, reason: str | None = None):
-        super().__init__(status, message)
-        self.reason = reason
-
-
-def error_body(status: int, message: str, reason: str | None = None) -> dict:
-    default_reason, name = STATUS_NAMES.get(status, ("failed", "UNKNOWN"))
-    reason = reason or default_reason
-    domain = "usageLimits" if reason in RATE_REASONS else "global"
-    return {
-        "error": {
-            "code": status,
-            "message": message,
-            "errors": [{"message": message, "domain": domain, "reason": reason}],
-            "status": name,
-        }
-    }
 
 
 class GmailState:

@@ -5,7 +5,7 @@ grid size included), `GET /v4/spreadsheets/{id}/values:batchGet` (repeated `rang
 `majorDimension` ROWS|COLUMNS, `valueRenderOption`, `dateTimeRenderOption`; one valueRange per
 range in order, `values` left out when the range is empty), `GET /v4/spreadsheets/{id}/values/
 {range}` (values.get), `GET /drive/v3/files/{id}` (`fields` picks among id, name, mimeType,
-modifiedTime) and Google's token endpoint `POST /token` (google_oauth.py). A caller sees only
+modifiedTime, trashed) and Google's token endpoint `POST /token` (google_oauth.py). A caller sees only
 spreadsheets shared with it (else 403 PERMISSION_DENIED "The caller does not have permission");
 errors are Google's {"error": {"code", "message", "errors", "status"}}. Knob routes:
 spreadsheets.get, values.batchGet, values.get, files.get, sheets.token.
@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.emulator import Emulator
+from sync_pipelines_sandbox.google_errors import error_body
 from sync_pipelines_sandbox.google_oauth import GoogleOAuth
 from sync_pipelines_sandbox.google_sheets.data import SheetsData, Spreadsheet
 from sync_pipelines_sandbox.google_sheets.render import (
@@ -46,27 +47,6 @@ SCOPES = {
     "https://www.googleapis.com/auth/drive",
 }
 SHEETS_MIME = "application/vnd.google-apps.spreadsheet"
-STATUS_NAMES = {
-    400: ("badRequest", "INVALID_ARGUMENT"),
-    401: ("authError", "UNAUTHENTICATED"),
-    403: ("forbidden", "PERMISSION_DENIED"),
-    404: ("notFound", "NOT_FOUND"),
-    429: ("rateLimitExceeded", "RESOURCE_EXHAUSTED"),
-    500: ("backendError", "INTERNAL"),
-    503: ("backendError", "UNAVAILABLE"),
-}
-
-
-def error_body(status: int, message: str) -> dict:
-    reason, name = STATUS_NAMES.get(status, ("failed", "UNKNOWN"))
-    return {
-        "error": {
-            "code": status,
-            "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
-            "status": name,
-        }
-    }
 
 
 class SheetsState:
@@ -170,7 +150,8 @@ def get_file(call: Call) -> dict:
         raise ApiError(404, f"File not found: {call.path_params['file_id']}.")
     modified = datetime.fromtimestamp(book.modified, UTC).isoformat(timespec="milliseconds")
     full = {"kind": "drive#file", "id": book.spreadsheet_id, "name": book.title,
-            "mimeType": SHEETS_MIME, "modifiedTime": modified.replace("+00:00", "Z")}  # fmt: skip
+            "mimeType": SHEETS_MIME, "modifiedTime": modified.replace("+00:00", "Z"),
+            "trashed": book.trashed}  # fmt: skip
     fields = [f.strip() for f in call.query.get("fields", "").split(",") if f.strip()]
     if not fields:
         fields = ["kind", "id", "name", "mimeType"]

@@ -5,7 +5,9 @@ amounts as currency, close dates as dates, a won checkbox); "Legacy accounts imp
 tab with the headers people really type (duplicates, blanks, spaces, accents, symbols). Cells
 are typed (str, int/float, bool, `Day` for a date) and rendered per request (api.py). Every
 spreadsheet is shared with the sandbox service account; mutations (`edit_cell`, `delete_row`,
-`append_row`) bump the spreadsheet's Drive `modifiedTime` as Google does.
+`append_row`, `delete_tab`) bump the spreadsheet's Drive `modifiedTime` as Google does;
+`delete_spreadsheet` moves one to the trash (Drive shows `trashed: true`) or, permanently,
+removes it (Drive and Sheets answer 404).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Spreadsheet:
     sheets: list[Sheet]
     modified: float  # epoch seconds (Drive modifiedTime)
     shared_with: set[str]
+    trashed: bool = False
 
     def sheet(self, title: str) -> Sheet | None:
         return next((s for s in self.sheets if s.title == title), None)
@@ -168,6 +171,27 @@ class SheetsData:
             book = self.spreadsheets[spreadsheet_id]
             book.sheet(tab).rows.append(list(cells))
             self._touch(book)
+
+    def delete_tab(self, spreadsheet_id: str, tab: str) -> None:
+        """Removes a tab (its rows with it), as a user deleting the sheet would."""
+        with self.lock:
+            book = self.spreadsheets[spreadsheet_id]
+            sheet = book.sheet(tab)
+            if sheet is None:
+                raise KeyError(f"spreadsheet {spreadsheet_id} has no tab {tab!r}")
+            book.sheets.remove(sheet)
+            self._touch(book)
+
+    def delete_spreadsheet(self, spreadsheet_id: str, permanently: bool = False) -> None:
+        """Moves a spreadsheet to the trash (Drive still answers, with `trashed: true`), or
+        deletes it for good (every call about it answers 404)."""
+        with self.lock:
+            if permanently:
+                del self.spreadsheets[spreadsheet_id]
+            else:
+                book = self.spreadsheets[spreadsheet_id]
+                book.trashed = True
+                self._touch(book)
 
     def rows(self, spreadsheet_id: str, tab: str) -> list[list]:
         """The tab's rows, header first (ground truth for tests)."""

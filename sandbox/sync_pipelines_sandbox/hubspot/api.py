@@ -5,10 +5,14 @@ with one filter group on the modified date (epoch ms or ISO), one ascending sort
 and `after`, answering `{total, results, paging.next.after}` and a 400 for an `after` at or past
 10,000 (the search API's cap); `GET /crm/v3/objects/{type}` (`limit` ≤ 100, `archived=true`
 lists only archived records with `archivedAt`); `GET /crm/v3/properties/{type}` (custom ones
-without `hubspotDefined`); `POST /crm/v4/associations/{from}/{to}/batch/read`; `GET
-/crm/v3/owners`. Errors are `{"status": "error", "message", "correlationId", "category"}`
+without `hubspotDefined`); `POST /crm/v4/associations/{from}/{to}/batch/read` (either
+direction: a company's contacts as well as a contact's company, with HubSpot's directional
+typeIds; `HubspotData.associate/dissociate` change links); `GET /crm/v3/owners`. Errors are `{"status": "error", "message", "correlationId", "category"}`
 (401 INVALID_AUTHENTICATION, 429 RATE_LIMITS with policyName). `state.bare_429s` answers the
-next searches 429 without Retry-After, as HubSpot sometimes does.
+next searches 429 without Retry-After, as HubSpot sometimes does; `state.search_hooks` are
+called with (object, the page's records) after each search page is computed, so a test can
+edit or archive records while a client pages through a query (`after` is an offset into the
+live result set, as HubSpot's: such edits shift the records behind them).
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from sync_pipelines_sandbox.hubspot.data import (
 from sync_pipelines_sandbox.paged import ApiError, Auth, Call, Plain, RouteTable
 
 SEARCH_CAP = 10_000
-ASSOCIATION_TYPE_IDS = {("contacts", "companies"): 1, ("deals", "companies"): 5,
-                        ("deals", "contacts"): 3, ("tickets", "contacts"): 16,
-                        ("tickets", "companies"): 26}  # fmt: skip
+ASSOCIATION_TYPE_IDS = {("contacts", "companies"): 1, ("companies", "contacts"): 2,
+                        ("deals", "contacts"): 3, ("contacts", "deals"): 4,
+                        ("deals", "companies"): 5, ("companies", "deals"): 6,
+                        ("tickets", "contacts"): 16, ("tickets", "companies"): 26}  # fmt: skip
 OPERATORS = {"GTE", "GT", "LT", "LTE", "EQ", "BETWEEN"}
 _lock = threading.Lock()
 
@@ -124,6 +129,8 @@ def search(call: Call) -> dict:
     lo, hi = _bounds(obj, call.body.get("filterGroups"))
     total, records = data.window(obj, lo, hi, after)
     page = list(itertools.islice(records, limit))
+    for hook in list(data.search_hooks):
+        hook(obj, page)
     if after == 0:
         with _lock:
             data.totals.append((obj, total))

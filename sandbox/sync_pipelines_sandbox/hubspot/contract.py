@@ -3,15 +3,17 @@
 from datetime import UTC, datetime, time, timedelta
 
 from sync_pipelines import clock
+from sync_pipelines.sources.hubspot.associations import pair
 from sync_pipelines.sources.hubspot.client import (
     DOCUMENTED_RATE_PER_S,
     SEARCH_RATE_PER_S,
     HubspotResource,
 )
+from sync_pipelines.sources.hubspot.objects import BY_NAME
 from sync_pipelines.sources.registry import source_asset
 from sync_pipelines_sandbox.contract import SourceContract
 from sync_pipelines_sandbox.crm_world import CrmWorld
-from sync_pipelines_sandbox.hubspot.data import SANDBOX_HUBSPOT_TOKEN, HubspotData
+from sync_pipelines_sandbox.hubspot.data import OBJECTS, SANDBOX_HUBSPOT_TOKEN, HubspotData
 
 SEARCHABLE = {"notes": "note", "calls": "call", "emails": "email", "meetings": "meeting"}
 
@@ -43,6 +45,14 @@ def expected_rows(company, start, end) -> dict[str, set[tuple]]:
         (o["id"],) for o in data.owners()
         if lo <= datetime.fromisoformat(o["updatedAt"]).timestamp() < hi
     }  # fmt: skip
+    out["associations"] = {
+        tuple(pair(obj, r.id, target, tid).values())
+        for obj, hub_object in BY_NAME.items()
+        for r in live(company, obj, lo, hi)
+        for target, tids in (data.associations_of(obj, r.id) or {}).items()
+        if target in hub_object.associations
+        for tid in tids
+    }
     return out
 
 
@@ -57,6 +67,43 @@ def _past_note(sandbox) -> int:
     if not notes:
         raise LookupError("no note on a past day of the contract's data")
     return notes[-1].i
+
+
+def past_records(sandbox, obj: str) -> list:
+    """Live records of `obj` modified on the contract's past data days (not today), oldest
+    first: what a range sync loads and an edit or archive then moves to today."""
+    first, _ = CONTRACT.data_days
+    midnight = datetime.combine(clock.today(), time(), UTC)
+    start = (midnight + timedelta(days=first)).timestamp()
+    found = live(sandbox.company, obj, start, midnight.timestamp())
+    if len(found) < 2:
+        raise LookupError(f"fewer than 2 {obj} on the past days of the contract's data")
+    return found
+
+
+# A text property of each object that an edit changes.
+EDITED = {"companies": "name", "contacts": "firstname", "deals": "dealname",
+          "tickets": "subject", "notes": "hs_note_body", "calls": "hs_call_body",
+          "emails": "hs_email_text", "meetings": "hs_meeting_body", "tasks": "hs_task_body"}  # fmt: skip
+
+
+def edit_every_object(sandbox) -> dict[str, str]:
+    """Edits the newest past record of every object through the emulator (its EDITED
+    property becomes "Edited in the sandbox"); answers object -> the edited record's id."""
+    data: HubspotData = sandbox.hubspot
+    return {
+        obj: data.edit(obj, past_records(sandbox, obj)[-1].i, **{EDITED[obj]: EDITED_TEXT}).id
+        for obj in OBJECTS
+    }
+
+
+EDITED_TEXT = "Edited in the sandbox"
+
+
+def archive_every_object(sandbox) -> dict[str, str]:
+    """Archives the second newest past record of every object; answers object -> its id."""
+    data: HubspotData = sandbox.hubspot
+    return {obj: data.archive(obj, past_records(sandbox, obj)[-2].i).id for obj in OBJECTS}
 
 
 def delete_record(sandbox) -> str:

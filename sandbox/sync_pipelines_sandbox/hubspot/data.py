@@ -2,10 +2,14 @@
 
 companies, contacts, deals and notes are the world's accounts, contacts, deals and notes (so
 edits and archives made through `CrmWorld.edit/delete` show here); tickets, calls, emails,
-meetings and tasks are derived from the same world deterministically (immutable), and owners
-are the world's owners. Nothing is stored: a record is computed from its index, a time window
-is an index range found by bisection (base times grow with the index) with the few edited or
-archived records merged in, so a 200,000-contact world serves pages in constant memory.
+meetings and tasks are derived from the same world deterministically, and owners are the
+world's owners. Every object can be edited and archived the same way through
+`HubspotData.edit(obj, i, **properties)` and `HubspotData.archive(obj, i)` (the world's
+objects through CrmWorld, the derived ones through this module's `Changes`, kept per world so
+every view of the company sees them). Nothing else is stored: a record is computed from its
+index, a time window is an index range found by bisection (base times grow with the index)
+with the few edited or archived records merged in, so a 200,000-contact world serves pages in
+constant memory.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import bisect
 import heapq
 import math
 import random
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
 
+from sync_pipelines import clock
 from sync_pipelines_sandbox.company import Company
 from sync_pipelines_sandbox.crm_world import (
     NOTE_LINES,
@@ -74,6 +82,35 @@ class HubRecord:
         return self.archived_at is not None
 
 
+class Changes:
+    """HubSpot-side changes of one CRM world: property values set through `edit` (any
+    object) and the modified/archived times of the derived objects, which CrmWorld does not
+    hold. One per world (a benchmark's `CrmWorld.sized` starts a fresh one)."""
+
+    _of: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
+    _of_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.properties: dict[tuple[str, int], dict] = {}
+        self.edited_at: dict[tuple[str, int], float] = {}  # derived objects only
+        self.archived_at: dict[tuple[str, int], float] = {}  # derived objects only
+        self.links_added: set[frozenset] = set()  # {(object, id), (object, id)} pairs
+        self.links_removed: set[frozenset] = set()
+
+    @classmethod
+    def of(cls, world: CrmWorld) -> Changes:
+        with cls._of_lock:
+            found = cls._of.get(world)
+            if found is None:
+                found = cls._of[world] = cls()
+            return found
+
+    def touched(self, obj: str) -> set[int]:
+        with self.lock:
+            return {i for o, i in (*self.edited_at, *self.archived_at) if o == obj}
+
+
 class HubspotData:
     """The emulator's view of one company's CRM world; `world` is looked up on every call so
     `CrmWorld.sized` (benchmarks) takes effect on a running emulator."""
@@ -83,6 +120,7 @@ class HubspotData:
         self.tokens = {SANDBOX_HUBSPOT_TOKEN}
         self.bare_429s = 0  # next search calls answered 429 without Retry-After
         self.totals: list[tuple[str, int]] = []  # (object, total) per first search page
+        self.search_hooks: list = []  # (object, page records) -> None, after each page (api.py)
 
     @property
     def world(self) -> CrmWorld:
@@ -126,8 +164,43 @@ class HubspotData:
             lo, hi = (mid + 1, hi) if self._base_time(obj, mid) < t else (lo, mid)
         return lo
 
+    @property
+    def changes(self) -> Changes:
+        return Changes.of(self.world)
+
     def _touched(self, obj: str) -> set[int]:
-        return touched(self.world, WORLD_KIND[obj]) if obj in WORLD_KIND else set()
+        if obj in WORLD_KIND:
+            return touched(self.world, WORLD_KIND[obj])
+        return self.changes.touched(obj)
+
+    # ------------------------------------------------------------------ mutations
+    def edit(self, obj: str, i: int, **properties) -> HubRecord:
+        """Sets properties of any object's record `i` as a user would in HubSpot (names as
+        the API has them, e.g. firstname, hs_call_body); its modified time becomes now."""
+        self._check(obj, i)
+        changes = self.changes
+        with changes.lock:
+            changes.properties.setdefault((obj, i), {}).update(properties)
+            if obj not in WORLD_KIND:
+                changes.edited_at[(obj, i)] = max(clock.now_epoch(), self._base_time(obj, i))
+        if obj in WORLD_KIND:
+            self.world.edit(WORLD_KIND[obj], i)  # its modified time, shared with other CRMs
+        return self.record(obj, i)
+
+    def archive(self, obj: str, i: int) -> HubRecord:
+        """Archives (soft-deletes) any object's record `i`; its modified time becomes now."""
+        self._check(obj, i)
+        if obj in WORLD_KIND:
+            self.world.delete(WORLD_KIND[obj], i)
+        else:
+            changes = self.changes
+            with changes.lock:
+                changes.archived_at[(obj, i)] = max(clock.now_epoch(), self._base_time(obj, i))
+        return self.record(obj, i)
+
+    def _check(self, obj: str, i: int) -> None:
+        if obj not in OBJECTS or not 0 <= i < self.count(obj):
+            raise KeyError(f"no HubSpot {obj} record {i}")
 
     # ------------------------------------------------------------------ records
     def record(self, obj: str, i: int) -> HubRecord:
@@ -136,14 +209,32 @@ class HubspotData:
         return self._derived(obj, i)
 
     def associations_of(self, obj: str, record_id: str) -> dict | None:
-        """The associations of a record (None: no such live record), computed without
-        building the record unless it was edited or archived."""
+        """The associations of a record, both ways (a company's contacts as well as a
+        contact's company; None: no such live record), computed without building records
+        unless edited or archived; associations to archived records are gone, as in HubSpot."""
         i = self._index(obj, record_id)
         if i is None:
             return None
-        if i in self._touched(obj):
-            record = self.record(obj, i)
-            return None if record.archived else record.associations
+        if i in self._touched(obj) and self.record(obj, i).archived:
+            return None
+        found = {**self._forward(obj, i), **self._reverse(obj, i)}
+        changes = self.changes
+        with changes.lock:
+            for pair in changes.links_added | changes.links_removed:
+                if (obj, record_id) not in pair:
+                    continue
+                ((target, tid),) = pair - {(obj, record_id)}
+                ids = found.setdefault(target, [])
+                if pair in changes.links_added and tid not in ids:
+                    ids.append(tid)
+                if pair in changes.links_removed and tid in ids:
+                    ids.remove(tid)
+        for target, ids in found.items():
+            gone = self._archived_ids(target)
+            found[target] = [t for t in ids if t not in gone]
+        return {t: ids for t, ids in found.items() if ids}
+
+    def _forward(self, obj: str, i: int) -> dict[str, list[str]]:
         world, contacts = self.world, self.world.counts["contacts"]
         account = lambda c: wid("accounts", c % world.counts["accounts"])
         if obj == "companies":
@@ -161,6 +252,43 @@ class HubspotData:
         c, d = rng.randrange(contacts), rng.randrange(world.counts["deals"])
         found = {"contacts": [wid("contacts", c)], "companies": [account(c)]}
         return found if obj == "tickets" else {**found, "deals": [wid("deals", d)]}
+
+    def _reverse(self, obj: str, i: int) -> dict[str, list[str]]:
+        """The other side of the world's associations: a company's contacts and deals (by
+        account), a contact's deals (a deal's contact is deal index modulo contacts)."""
+        counts = self.world.counts
+        accounts, contacts, deals = counts["accounts"], counts["contacts"], counts["deals"]
+        if obj == "companies":
+            return {"contacts": [wid("contacts", c) for c in range(i, contacts, accounts)],
+                    "deals": [wid("deals", d) for d in range(i, deals, accounts)]}  # fmt: skip
+        if obj == "contacts":
+            return {"deals": [wid("deals", d) for d in range(i, deals, contacts)]}
+        return {}
+
+    def _archived_ids(self, obj: str) -> set[str]:
+        return {r.id for r in (self.record(obj, j) for j in self._touched(obj)) if r.archived}
+
+    # ------------------------------------------------------------------ association changes
+    def associate(self, obj: str, record_id: str, target: str, target_id: str) -> None:
+        """Associates two records, as a user linking them in HubSpot."""
+        self._link(obj, record_id, target, target_id, add=True)
+
+    def dissociate(self, obj: str, record_id: str, target: str, target_id: str) -> None:
+        """Removes the association of two records (HubSpot's v4 DELETE or batch/archive)."""
+        self._link(obj, record_id, target, target_id, add=False)
+
+    def _link(self, obj: str, record_id: str, target: str, target_id: str, add: bool) -> None:
+        pair = frozenset({(obj, record_id), (target, target_id)})
+        changes = self.changes
+        with changes.lock:
+            (changes.links_added if add else changes.links_removed).add(pair)
+            (changes.links_removed if add else changes.links_added).discard(pair)
+        # Assumed, not documented: HubSpot recalculates a CRM object's num_associated_*
+        # properties, which moves its modified date; engagements' dates stay (Airbyte
+        # reports associations added to old engagements as never re-synced).
+        for side, rid in ((obj, record_id), (target, target_id)):
+            if side in ("companies", "contacts", "deals", "tickets"):
+                self.edit(side, self._index(side, rid))
 
     def _index(self, obj: str, record_id: str) -> int | None:
         prefix = OBJECTS_PREFIX[obj]
@@ -202,7 +330,14 @@ class HubspotData:
         return self._finish(obj, i, r.id, r.created, r.updated, props, owner, assoc, archived_at)
 
     def _finish(self, obj, i, rid, created, updated, props, owner, assoc, archived_at):
-        props = {**props, "hubspot_owner_id": owner, "hs_object_id": rid,
+        changes = self.changes
+        with changes.lock:
+            edited = changes.properties.get((obj, i), {})
+            if obj not in WORLD_KIND:
+                archived_at = changes.archived_at.get((obj, i), archived_at)
+                updated = max(updated, changes.edited_at.get((obj, i), updated),
+                              archived_at or updated)  # fmt: skip
+        props = {**props, "hubspot_owner_id": owner, **edited, "hs_object_id": rid,
                  "createdate": iso(created), modified_property(obj): iso(updated)}  # fmt: skip
         return HubRecord(obj, i, rid, created, updated, props, assoc, archived_at)
 

@@ -1,6 +1,7 @@
 """Vector stores behind one protocol: LanceDB on local disk (default) or Pinecone."""
 
 from sync_pipelines.index.stores.base import (
+    KeywordSearchUnavailable,
     Match,
     SearchFilter,
     StoreDimensionError,
@@ -24,6 +25,7 @@ def build_store(kind: str, **options) -> VectorStore:
 
 
 __all__ = [
+    "KeywordSearchUnavailable",
     "Match",
     "SearchFilter",
     "StoreDimensionError",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence, TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -19,6 +20,16 @@ IdsDone = Callable[[Sequence[str]], None]
 
 class StoreError(RuntimeError):
     """A vector store refused or failed a request."""
+
+
+class KeywordSearchUnavailable(StoreError, PermanentError):
+    """The store holds no searchable text (Pinecone here): only vector search is possible."""
+
+    def __init__(self, store: str):
+        super().__init__(
+            f"store {store} has no keyword (full-text) index: search it with mode='vector', "
+            "or use the LanceDB store for keyword and hybrid search"
+        )
 
 
 class StoreDimensionError(StoreError, PermanentError):
@@ -67,6 +78,7 @@ class SearchFilter:
 
 class VectorStore(Protocol):
     name: str  # stable key of store + index + namespace: the ledger's partition
+    supports_keyword: bool  # whether keyword_query works (a full-text index over chunk text)
 
     def ensure_dimension(self, dim: int) -> None:
         """Create the table/check the index; StoreDimensionError if sizes differ."""
@@ -97,6 +109,11 @@ class VectorStore(Protocol):
     def query(self, vector, top_k: int, filter: SearchFilter) -> list[Match]:
         """The top_k closest records the filter allows, best first."""
 
+    def keyword_query(self, text: str, top_k: int, filter: SearchFilter) -> list[Match]:
+        """The top_k records whose text best matches `text` by BM25 (score: higher is
+        better), best first, that the filter allows; KeywordSearchUnavailable where the
+        store keeps no searchable text."""
+
     def count(self) -> int: ...
 
     def ids(self) -> set[str]:
@@ -105,7 +122,8 @@ class VectorStore(Protocol):
     def fetch_metadata(self, ids: Sequence[str]) -> dict[str, dict]: ...
 
     def compact(self) -> None:
-        """Tidy up after a run's many small writes (a no-op where the service does it)."""
+        """Tidy up after a run's many small writes and bring search indexes up to date
+        (a no-op where the service does it)."""
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

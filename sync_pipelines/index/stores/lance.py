@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Sequence
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import FTS
+from lancedb.query import BooleanQuery, MatchQuery, Occur, PhraseQuery
 
 from sync_pipelines.index.stores.base import (
     IdsDone,
@@ -26,14 +29,23 @@ _COLUMNS = ("access", "source", "doc_id", "text")
 _RESULT_COLUMNS = ["id", *_COLUMNS, "meta"]
 _IDS_PER_STATEMENT = 500
 _ROWS_PER_WRITE = 10_000
+# The full-text index over chunk text. Positions let a phrase ("SUBS-121" is the tokens
+# "subs" "121" side by side) outrank a chunk that holds the same tokens apart.
+_TEXT_INDEX = FTS(with_position=True)
+
+log = logging.getLogger(__name__)
 
 
 class LanceStore:
-    """Chunks in one LanceDB table, searched by cosine distance with an access prefilter.
+    """Chunks in one LanceDB table, searched by cosine distance or by BM25 over the chunk
+    text (LanceDB's native full-text index), both with an access prefilter.
 
     Every read checks for the latest table version, so runs in separate processes (Dagster
-    starts one per run) see each other's writes.
+    starts one per run) see each other's writes. Rows written after the full-text index was
+    built are still found by keyword search (LanceDB scans them); `compact` folds them in.
     """
+
+    supports_keyword = True
 
     def __init__(self, path: str | os.PathLike, table: str = "chunks"):
         self.path = os.path.abspath(path)
@@ -41,6 +53,7 @@ class LanceStore:
         self.name = f"lance:{self.path}:{table}"
         self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
         self._table = None
+        self._text_indexed = False
 
     def ensure_dimension(self, dim: int) -> None:
         table = self._open()
@@ -117,18 +130,37 @@ class LanceStore:
         dim = table.schema.field("vector").type.list_size
         if vector.shape != (dim,):
             raise StoreDimensionError(self.name, dim, vector.size)
-        where = f"array_has_any(access, [{_sql_list(filter.access)}])"
-        if filter.source is not None:
-            where += f" AND source = {_sql_string(filter.source)}"
         rows = (
             table.search(vector, vector_column_name="vector")
             .distance_type("cosine")
-            .where(where, prefilter=True)
+            .where(_where(filter), prefilter=True)
             .select([*_RESULT_COLUMNS, "_distance"])
             .limit(top_k)
             .to_list()
         )
         return [Match(r["id"], 1.0 - float(r["_distance"]), _metadata(r)) for r in rows]
+
+    def keyword_query(self, text: str, top_k: int, filter: SearchFilter) -> list[Match]:
+        """BM25 over the chunk text: any of the query's words, the whole phrase counting
+        extra. The text is matched as words, never parsed as query syntax."""
+        table = self._open()
+        if table is None or not text.strip():
+            return []
+        self._ensure_text_index(table)
+        query = BooleanQuery(
+            [
+                (Occur.SHOULD, MatchQuery(text, "text")),
+                (Occur.SHOULD, PhraseQuery(text, "text")),
+            ]
+        )
+        rows = (
+            table.search(query, query_type="fts")
+            .where(_where(filter), prefilter=True)
+            .select([*_RESULT_COLUMNS, "_score"])
+            .limit(top_k)
+            .to_list()
+        )
+        return [Match(r["id"], float(r["_score"]), _metadata(r)) for r in rows]
 
     def count(self) -> int:
         table = self._open()
@@ -160,7 +192,31 @@ class LanceStore:
         """Merge the small fragments each upsert leaves and drop old versions (offline)."""
         table = self._open()
         if table is not None:
-            table.optimize()
+            table.optimize()  # also folds rows written since into the full-text index
+            self._ensure_text_index(table)
+
+    def _ensure_text_index(self, table) -> None:
+        """Build the full-text index on first need (tables written before keyword search
+        existed have none). Should building fail, e.g. a concurrent build won the commit,
+        keyword search still works, by scanning."""
+        if self._text_indexed:
+            return
+        if not any(i.index_type == "FTS" for i in table.list_indices()):
+            try:
+                table.create_index("text", config=_TEXT_INDEX, replace=True)
+            except Exception as exc:  # noqa: BLE001 - searching unindexed still answers
+                log.warning(
+                    "full-text index on %s not built (%s): scanning instead", self.name, exc
+                )
+                return
+        self._text_indexed = True
+
+    def drop(self) -> None:
+        """Remove the whole table: an embedded store is derived data, so a switch of embedder
+        (of any vector size) rebuilds it from the document files rather than failing."""
+        self._db.drop_table(self.table_name, ignore_missing=True)
+        self._table = None
+        self._text_indexed = False
 
     def _open(self):
         if self._table is None:
@@ -232,6 +288,14 @@ def _readers(access) -> list[str]:
 
 def _metadata(row: dict) -> dict:
     return {**json.loads(row["meta"] or "{}"), **{c: row[c] for c in _COLUMNS}}
+
+
+def _where(filter: SearchFilter) -> str:
+    """The store-side access (and source) filter, applied before ranking."""
+    where = f"array_has_any(access, [{_sql_list(filter.access)}])"
+    if filter.source is not None:
+        where += f" AND source = {_sql_string(filter.source)}"
+    return where
 
 
 def _sql_string(value: str) -> str:

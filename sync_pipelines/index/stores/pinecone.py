@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
 import numpy as np
 import pinecone
@@ -13,6 +13,7 @@ from pinecone.errors import ResponseParsingError
 from sync_pipelines.errors import MalformedResponseError, PermanentError, Verdict, final_error
 from sync_pipelines.index.stores.base import (
     IdsDone,
+    KeywordSearchUnavailable,
     Match,
     RequestDone,
     SearchFilter,
@@ -57,7 +58,12 @@ class PineconeStore:
     retries: jittered exponential backoff on 5xx, timeouts and connection errors, Retry-After
     honoured on 429, a few retries for a body the SDK cannot parse; 401/403 and other 4xx fail
     at once. Errors name the host, the namespace and the operation (never the key).
+
+    Vector search only: the emulator (and the dense indexes we use) offer no sparse vectors,
+    and metadata text is not searchable, so there is no keyword search to fuse with.
     """
+
+    supports_keyword = False
 
     def __init__(
         self,
@@ -184,6 +190,9 @@ class PineconeStore:
             for m in response.matches
             if m.id in metadata
         ]
+
+    def keyword_query(self, text: str, top_k: int, filter: SearchFilter) -> list[Match]:
+        raise KeywordSearchUnavailable(self.name)
 
     def count(self) -> int:
         namespaces = self._call(self._index.describe_index_stats).namespaces or {}

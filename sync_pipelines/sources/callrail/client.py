@@ -9,23 +9,30 @@ What the reference (apidocs.callrail.com) documents and this client follows:
   recommended for calls), the others with offset pagination (`page` from 1, `per_page` ≤ 250,
   `total_pages`); sorted oldest first so records arriving meanwhile land after the last page;
 - 1,000 requests an hour and 10,000 a day per account, answered 429 without a Retry-After:
-  the client paces itself at the hourly rate (a backfill never exhausts the hour) and waits a
-  429 out with the shared backoff, capped at 2 minutes a wait.
+  the client paces itself at the hourly rate (a backfill never exhausts the hour), counts every
+  request against the account's daily cap in a ledger all runs share (quota.py: it waits for a
+  slot freeing within `daily_wait_s`, else fails at once saying when the budget frees), and
+  waits a 429 out with the shared backoff, capped at 2 minutes a wait.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field
 
 from sync_pipelines.connections import Connection, CredentialError
 from sync_pipelines.http import HttpSourceClient
 from sync_pipelines.paging import PagingError
 from sync_pipelines.resilience import CallStats, MalformedResponseError
+from sync_pipelines.resources import default_data_dir
+from sync_pipelines.sources.callrail.quota import DAILY_LIMIT, BudgetedTransport, DailyBudget
 from sync_pipelines.sources.resource import SourceResourceBase
 
 SOURCE = "callrail"
@@ -49,16 +56,50 @@ class CallRailResource(SourceResourceBase):
     DEFAULT_PAGE_SIZE: ClassVar[int] = 200
     MAX_PAGE_SIZE: ClassVar[int] = MAX_PAGE_SIZE
 
+    daily_limit: int | None = Field(
+        default=None,
+        description="Requests per account per rolling 24 h (0 = not budgeted); unset: "
+        "CALLRAIL_DAILY_LIMIT, else CallRail's 10,000.",
+    )
+    daily_wait_s: float = Field(
+        default=120.0,
+        description="Longest wait for the daily budget to free a slot before the run fails.",
+    )
+    budget_dir: str | None = Field(
+        default=None,
+        description="Folder of the per-account daily ledgers; unset: <data dir>/callrail.",
+    )
+
+    def daily_budget(self, connection: Connection, account: str) -> DailyBudget | None:
+        """The account's daily budget (None when off), shared by every run through its file."""
+        limit = self.daily_limit
+        if limit is None:
+            text = os.environ.get("CALLRAIL_DAILY_LIMIT") or str(DAILY_LIMIT)
+            limit = int(text) if text.isdigit() else -1
+        if limit < 0:
+            raise ValueError(f"the CallRail daily limit must be a whole number >= 0, got {limit}")
+        if limit == 0:
+            return None
+        folder = Path(self.budget_dir or Path(default_data_dir()) / "callrail")
+        return DailyBudget(
+            folder / f"daily_budget_{account}.json",
+            limit,
+            self.daily_wait_s,
+            label=f"{SOURCE} connection '{connection.id}' (account {account})",
+        )
+
     def client_for(self, connection: Connection) -> CallRailClient:
         page_size = self.pages() if self.page_size is not None else None
         account = account_id(connection)
+        budget = self.daily_budget(connection, account)
         key = connection.secret("api_key")
         http = self.http_client(
             connection,
             headers={"Authorization": f'Token token="{key}"'},
             max_backoff_s=120.0,  # CallRail's 429 has no Retry-After: wait longer than 30 s
+            **({"transport": BudgetedTransport(budget)} if budget else {}),
         )
-        return CallRailClient(http, account, page_size)
+        return CallRailClient(http, account, page_size, budget)
 
 
 def account_id(connection: Connection) -> str:
@@ -104,10 +145,17 @@ def _listed(key: str):
 class CallRailClient:
     """One account's listings, page by page (the tables stream pages into the warehouse)."""
 
-    def __init__(self, http: HttpSourceClient, account: str, page_size: int | None):
+    def __init__(
+        self,
+        http: HttpSourceClient,
+        account: str,
+        page_size: int | None,
+        budget: DailyBudget | None = None,
+    ):
         self.http = http
         self.account = account
         self.page_size = page_size  # the resource's own setting; None: the CRM page size
+        self.budget = budget  # the account's daily cap, counted by the HTTP transport
         self.pages_read = 0
 
     @property

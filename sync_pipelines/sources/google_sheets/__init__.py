@@ -9,12 +9,14 @@ with each spreadsheet shared with the account's email (or, with domain-wide dele
 `value_render`, `date_time_render`, `page_size`, `batch_size`.
 """
 
+from functools import partial
+
 from sync_pipelines.sources.base import SourceRun, SyncOutcome
 from sync_pipelines.sources.declaration import Cadence, SourceDeclaration
 from sync_pipelines.sources.google_sheets.client import SOURCE as NAME
 from sync_pipelines.sources.google_sheets.client import GoogleSheetsResource
-from sync_pipelines.sources.google_sheets.sync import GoogleSheetsOptions, SheetsPlan
-from sync_pipelines.warehouse.crm import crm_sync
+from sync_pipelines.sources.google_sheets.sync import GoogleSheetsOptions, SheetsPlan, stored_tabs
+from sync_pipelines.warehouse.crm import RESOURCE_KEY, crm_sync
 
 
 def sync(run: SourceRun) -> SyncOutcome:
@@ -22,7 +24,9 @@ def sync(run: SourceRun) -> SyncOutcome:
     # ones; the cursor is stored only when the load succeeded (crm_sync raises otherwise).
     plan = SheetsPlan(run.client, run.options, run.connection.id, run.cursor)
     bounds = run.window.bounds(run.mark)
-    if not plan.prepare(run.window.end_epoch, bounds.now):  # nothing to read: nothing to load
+    warehouse = getattr(run.context.resources, RESOURCE_KEY)
+    stored = partial(stored_tabs, warehouse, run.connection.id)  # asked only when needed
+    if not plan.prepare(run.window.end_epoch, bounds.now, stored):  # nothing to read or delete
         figures = {"mode": bounds.mode, **plan.figures()}
         return SyncOutcome([], bounds.upper, run.client.stats, figures, cursor=plan.cursor())
     outcome = crm_sync(plan.tables)(run)
@@ -50,7 +54,8 @@ SOURCE = SourceDeclaration(
         "(google_sheets.<tab>, header row as column names in lower snake case, typed values), "
         "fully refreshed on today's partition with a hash per row: unchanged rows cost "
         "nothing, rows removed from the sheet are soft-deleted (_deleted_at), a spreadsheet "
-        "whose Drive modifiedTime did not change since the last run is not read at all. Rows "
+        "whose Drive modifiedTime did not change since the last run is not read at all; the "
+        "rows of a deleted tab or spreadsheet are soft-deleted. Rows "
         "of the tabs named in index_tabs become documents (header: value lines)."
     ),
     schedule=Cadence(every_minutes=60, at_minute=43, stale_after_minutes=120),

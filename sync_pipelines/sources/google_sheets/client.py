@@ -9,7 +9,9 @@ are paced at 1/s by default (GOOGLE_SHEETS_RATE_PER_S); a 429 (RESOURCE_EXHAUSTE
 without Retry-After) is waited out with backoff by HttpSourceClient. Drive's metadata calls
 have their own, much larger quota and limiter; Drive (and older Sheets answers) may say "rate
 limited" as 403 `userRateLimitExceeded`/`rateLimitExceeded`: waited out like a 429. A spreadsheet not shared with the account
-answers 403 (Sheets) or 404 (Drive): permanent, never retried.
+answers 403 (Sheets) or 404 (Drive): permanent, never retried. Drive's 404 is a NotFound
+(deleted for good, or no longer shared: Drive does not say which) and a trashed spreadsheet
+answers `trashed: true`: sync.py treats both as gone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from sync_pipelines.connections import Connection
-from sync_pipelines.errors import RateLimited, parse_retry_after
+from sync_pipelines.errors import RateLimited, SourcePermanentError, parse_retry_after
 from sync_pipelines.google_auth import (
     GOOGLE_TOKEN_URI,
     GoogleAuth,
@@ -57,8 +59,14 @@ def _reasons(body: bytes) -> set[str]:
         return set()
 
 
+class NotFound(SourcePermanentError):
+    """Google answered 404: the file does not exist for this account (deleted for good, or
+    not shared with it)."""
+
+
 class GoogleHttp(HttpSourceClient):
-    """The shared client, reading Google's 403 rate-limit reasons as a 429."""
+    """The shared client, reading Google's 403 rate-limit reasons as a 429 and a 404 as
+    NotFound (permanent, and recognisable: a deleted spreadsheet is not a failed run)."""
 
     def _attempt(self, request, check):
         try:
@@ -66,6 +74,11 @@ class GoogleHttp(HttpSourceClient):
         except HttpStatusError as exc:
             if exc.status_code == 403 and _reasons(exc.body) & RATE_LIMIT_REASONS:
                 raise RateLimited(parse_retry_after(exc.headers.get("retry-after"))) from None
+            if exc.status_code == 404:
+                raise NotFound(
+                    f"{self.label}: {request.method} {request.url.path} on {request.url.host}: "
+                    "404 not found (deleted, or not shared with this account)"
+                ) from None
             raise
 
 
@@ -156,15 +169,16 @@ class SheetsClient:
         self.sheets.close()
         self.drive.close()
 
-    def modified_time(self, spreadsheet_id: str) -> str:
-        """Drive's modifiedTime (RFC 3339) of the spreadsheet."""
+    def modified_time(self, spreadsheet_id: str) -> str | None:
+        """Drive's modifiedTime (RFC 3339) of the spreadsheet; None when it is in the trash.
+        Raises NotFound when Drive does not know it (deleted for good, or not shared)."""
         body = self.drive.get(
             f"/drive/v3/files/{quote(spreadsheet_id, safe='')}",
-            params={"fields": "modifiedTime", "supportsAllDrives": "true"},
+            params={"fields": "modifiedTime,trashed", "supportsAllDrives": "true"},
         )
         if not isinstance(body, dict) or not isinstance(body.get("modifiedTime"), str):
             raise MalformedResponseError(f"{self.label}: a Drive file without modifiedTime")
-        return body["modifiedTime"]
+        return None if body.get("trashed") is True else body["modifiedTime"]
 
     def spreadsheet(self, spreadsheet_id: str) -> dict:
         """{title, sheets: [{sheetId, title, ...}]}: the spreadsheet's title and grid tabs."""

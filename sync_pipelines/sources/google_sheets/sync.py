@@ -6,12 +6,20 @@ document, rows gone from the sheet are soft-deleted) unless Drive's `modifiedTim
 one the last run of the partition recorded (the run's cursor): an unchanged spreadsheet costs
 one Drive call and no Sheets call, and its tables are left as they are. A run of past days
 only reads nothing: a sheet has no history. Each spreadsheet's ranges come in one batchGet.
+
+A tab removed from a spreadsheet, or a spreadsheet deleted (trashed, or unknown to Drive),
+leaves tables no run reads again. So a run that reads or loses a spreadsheet asks the
+warehouse which (spreadsheet, tab) pairs each stored table's live rows of the connection come
+from, and a table whose pairs all belong to vanished tabs or gone spreadsheets is answered
+empty: the loader's full refresh then soft-deletes its rows and tombstones their documents.
+The warehouse, not the partition's cursor, remembers the tabs: a cursor starts empty each day.
+A spreadsheet Drive does not know that never had rows is a configuration error, as before.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -19,9 +27,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sync_pipelines.documents import Document
-from sync_pipelines.sources.google_sheets.client import SOURCE, SheetsClient
+from sync_pipelines.sources.google_sheets.client import SOURCE, NotFound, SheetsClient
 from sync_pipelines.sources.google_sheets.headers import (
     ROW_COL,
+    SHEET_COL,
     SPREADSHEET_COL,
     header_names,
     row_records,
@@ -29,6 +38,7 @@ from sync_pipelines.sources.google_sheets.headers import (
 )
 from sync_pipelines.sources.google_sheets.reader import BookReader, Span, span_of
 from sync_pipelines.warehouse.crm import CrmOptions
+from sync_pipelines.warehouse.destination import ident
 from sync_pipelines.warehouse.tables import CrmRun, Record, Table
 
 
@@ -89,6 +99,25 @@ class Book:
     reader: BookReader | None = None
 
 
+Stored = Callable[[], dict[str, set[tuple[str, str, bool]]]]
+
+
+def stored_tabs(warehouse, connection: str) -> dict[str, set[tuple[str, str, bool]]]:
+    """{table: {(spreadsheet id, tab, live)}} of the connection's rows in the warehouse's
+    google_sheets tables (`live`: some of them are not soft-deleted)."""
+    found: dict[str, set[tuple[str, str, bool]]] = {}
+    for table in warehouse.tables(SOURCE):
+        rows = warehouse.query(
+            SOURCE,
+            f"SELECT {SPREADSHEET_COL} AS book, {SHEET_COL} AS tab, "
+            f"MAX(CASE WHEN _deleted_at IS NULL THEN 1 ELSE 0 END) AS live "
+            f"FROM {SOURCE}.{ident(table)} WHERE _connection_id = %s GROUP BY 1, 2",
+            (connection,),
+        )
+        found[table] = {(str(r["book"]), str(r["tab"]), bool(r["live"])) for r in rows}
+    return found
+
+
 class SheetsPlan:
     """One run's plan: the cursor it started from, what it reads, what it records."""
 
@@ -99,22 +128,36 @@ class SheetsPlan:
         self.after = dict(self.before)
         self.skipped = self.read = self.duplicates = 0
         self.books: list[Book] = []
+        self.gone: dict[str, str] = {}  # spreadsheet trashed or unknown to Drive -> why
+        self.vanished: list[str] = []  # stored tables answered empty (their tab is gone)
 
     def cursor(self) -> str:
         return json.dumps(self.after, sort_keys=True)
 
     def figures(self) -> dict[str, int]:
         return {"spreadsheets_read": self.read, "spreadsheets_unchanged": self.skipped,
+                "spreadsheets_gone": len(self.gone), "tables_vanished": len(self.vanished),
                 "duplicate_keys_dropped": self.duplicates,
                 "batch_get_calls": sum(b.reader.calls for b in self.books)}  # fmt: skip
 
-    def prepare(self, window_end: float, now: float) -> bool:
+    def prepare(self, window_end: float, now: float, stored: Stored | None = None) -> bool:
         """Decide what this run reads (Drive calls only); False when nothing: a window of
-        past days only (a sheet has no history) or every spreadsheet unchanged."""
+        past days only (a sheet has no history) or every spreadsheet unchanged. `stored`
+        answers {table: {(spreadsheet id, tab, live)}} of the connection's stored rows, to
+        find the tables of vanished tabs and gone spreadsheets (none found without it)."""
         if window_end <= now:
             return False
         for spec in self.options.spreadsheets:
-            modified = self.client.modified_time(spec.id)
+            try:
+                modified, why = self.client.modified_time(spec.id), "in the trash"
+            except NotFound as exc:
+                if stored is None:
+                    raise
+                modified, why = None, str(exc)
+            if modified is None:  # trashed, or unknown to Drive: its tables are gone
+                self.gone[spec.id] = why
+                self.after.pop(spec.id, None)
+                continue
             self.after[spec.id] = modified
             if self.before.get(spec.id) == modified:
                 self.skipped += 1
@@ -129,11 +172,41 @@ class SheetsPlan:
                     f"'{tab.table}'; give one spreadsheet a prefix or list each tab once"
                 )
             self.chosen[tab.table] = tab
-        return bool(self.chosen)
+        if stored is not None and (self.books or self.gone):
+            self._find_vanished(stored())
+        return bool(self.chosen or self.vanished)
+
+    def _find_vanished(self, stored: dict[str, set[tuple[str, str, bool]]]) -> None:
+        """Stored tables whose live rows all come from tabs that no longer exist."""
+        tabs_now = {b.spreadsheet_id: set(b.sheet_ids) for b in self.books}
+        unknown = set(self.gone) - {sid for found in stored.values() for sid, _, _ in found}
+        if unknown:  # never loaded: a wrong id or a missing share, not a deletion
+            raise NotFound(
+                "; ".join(f"spreadsheet {sid}: {self.gone[sid]}" for sid in sorted(unknown))
+                + " (never loaded: check the id and that it is shared with the service account)"
+            )
+        for table, found in sorted(stored.items()):
+            pairs = {(sid, tab) for sid, tab, live in found if live}
+            if table in self.chosen or not pairs:
+                continue
+            if all(sid in self.gone or (sid in tabs_now and tab not in tabs_now[sid])
+                   for sid, tab in pairs):  # fmt: skip
+                self.vanished.append(table)
 
     def tables(self, crm: CrmRun) -> list[Table]:
-        """The tables of the spreadsheets `prepare` chose (no call until their pages)."""
-        return [self._table(tab) for tab in getattr(self, "chosen", {}).values()]
+        """The tables of the spreadsheets `prepare` chose (no call until their pages), and
+        the vanished ones, empty: the loader's full refresh soft-deletes their rows."""
+        read = [self._table(tab) for tab in getattr(self, "chosen", {}).values()]
+        return read + [self._vanished(name) for name in self.vanished]
+
+    def _vanished(self, name: str) -> Table:
+        keys = self.options.key_columns.get(name)
+        return Table(
+            name=name,
+            primary_key=tuple(keys) if keys else (SPREADSHEET_COL, ROW_COL),
+            pages=lambda crm: iter(()),
+            full_refresh=True,
+        )
 
     def _book(self, spec: SpreadsheetSpec, modified: str) -> Book:
         """The spreadsheet's tabs (spreadsheets.get: titles, ids, grid sizes) as spans."""

@@ -6,10 +6,16 @@ Free/Starter, 190 on Professional/Enterprise: HUBSPOT_RATE_PER_S=19), the search
 their own 5 requests/s per account. A 429 waits out its Retry-After, or backs off
 exponentially when HubSpot sends none (it does not always); 401/403 fail at once.
 
-Search (`POST /crm/v3/objects/{type}/search`) pages with `after` up to 200 records, sorted
-ascending by the modified date, but never past 10,000 results per query: the answer's `total`
+Search (`POST /crm/v3/objects/{type}/search`) answers up to 200 records a page, sorted
+ascending by the modified date, and never past 10,000 results per query: the answer's `total`
 decides, and a window holding more is split in time and each part searched on its own (the
-classic silent-loss trap is paging until the 400 and calling it done).
+classic silent-loss trap is paging until the 400 and calling it done). Its `after` is an
+offset into a result set that moves while people work: a record edited mid-query jumps to the
+end, everything behind it shifts up one, and offset paging skips a record it never saw. So a
+part is read by keyset: each next page is a new query from the last modified date seen (GTE),
+dropping the records at exactly that date already read (HubSpot allows one sort rule, so the
+tie-break by id is ours). Only a run of more than a page of records sharing one millisecond
+pages on with `after`, the rest of that query.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -89,7 +96,11 @@ class HubspotClient:
     stats: CallStats
     splits: int = 0
     search_pages: int = 0
+    keyset_restarts: int = 0  # search queries started again from the last modified date
     readers: Any = None  # the run's RunReaders (tables.py), stopped on close
+    spool: Any = None  # the run's association links (associations.Spool), removed on close
+    run: Any = None  # the run's CrmRun, for loading the links after the objects
+    reads: dict = field(default_factory=dict)  # object -> associated objects read, this run
     closed: bool = False
     _owners: dict[str, str] | None = field(default=None, repr=False)
 
@@ -97,6 +108,8 @@ class HubspotClient:
         self.closed = True
         if self.readers is not None:
             self.readers.stop()
+        if self.spool is not None:
+            self.spool.close()
         self.http.close()
         self.search_http.close()
 
@@ -136,6 +149,7 @@ class HubspotClient:
         (into parts sized for ~80% of the cap) and each part searched; a part of one
         millisecond still over the cap cannot be read completely and fails the run."""
         size = min(page_size or self.page_size, MAX_SEARCH_PAGE)
+        properties = [*properties, *([] if modified in properties else [modified])]
         pending = [(lower_ms, upper_ms)]
         while pending:
             lo, hi = pending.pop(0)
@@ -160,17 +174,52 @@ class HubspotClient:
             yield from self._search_rest(first, object_type, modified, lo, hi, properties, size)
 
     def _search_rest(self, first, object_type, modified, lo, hi, properties, size):
-        body, seen = first, set()
+        """The part [lo, hi) by keyset: every next page a fresh query from the last modified
+        date seen, so edits made meanwhile (records leaving or re-entering the part) never
+        shift a record out of reach."""
+        body, floor, after = first, lo, None
+        at_floor: set[str] = set()  # ids read whose modified date is exactly `floor`
+        cursors: set[str] = set()
         while True:
-            if body["results"]:
-                yield body["results"]
-            after = (((body.get("paging") or {}).get("next")) or {}).get("after")
-            if not after:
+            results = body["results"]
+            fresh = [r for r in results if not (str(r.get("id")) in at_floor
+                                                and self._ms(r, modified) == floor)]  # fmt: skip
+            if fresh:
+                yield fresh
+            following = (((body.get("paging") or {}).get("next")) or {}).get("after")
+            if not following or not results:
                 return
-            if after in seen:
-                raise MalformedResponseError(f"the search cursor {after!r} came back")
-            seen.add(after)
-            body = self._search_page(object_type, modified, lo, hi, properties, size, after)
+            last = self._ms(results[-1], modified)
+            if last < floor:
+                raise MalformedResponseError(
+                    f"{self.http.label}: search of {object_type} answered a modified date "
+                    f"{last} below its GTE filter {floor}"
+                )
+            if last > floor:  # the usual case: a new query from the last date seen
+                floor, after = last, None
+                at_floor = {str(r.get("id")) for r in results if self._ms(r, modified) == last}
+                self.keyset_restarts += 1
+            else:  # the whole page shares one millisecond: page on within this query
+                at_floor |= {str(r.get("id")) for r in results}
+                if following in cursors:
+                    raise MalformedResponseError(f"the search cursor {following!r} came back")
+                cursors.add(following)
+                after = following
+            body = self._search_page(object_type, modified, floor, hi, properties, size, after)
+
+    def _ms(self, record: dict, modified: str) -> int:
+        """A search result's modified date in epoch milliseconds (the value the filter and
+        the sort use: the property, else the record's updatedAt)."""
+        value = (record.get("properties") or {}).get(modified) or record.get("updatedAt")
+        text = str(value or "")
+        if text.isdigit():
+            return int(text)
+        try:
+            return round(datetime.fromisoformat(text).timestamp() * 1000)
+        except ValueError:
+            raise MalformedResponseError(
+                f"{self.http.label}: a search result without a readable {modified} ({text[:40]!r})"
+            ) from None
 
     def _search_page(self, object_type, modified, lo, hi, properties, size, after) -> dict:
         body: dict[str, Any] = {

@@ -3,7 +3,10 @@
 A row is the record's id, times and archived flag, then every property HubSpot returned (all
 of the object's properties are requested, so custom ones land as columns under their internal
 names), then one `associated_<object>` column per association read, holding the associated
-ids joined by ';' (HubSpot's own multi-value convention), so a row stays one row.
+ids joined by ';' (HubSpot's own multi-value convention), so a row stays one row: the record's
+own view as of its last read. The links themselves, each once and answerable from both ends,
+with removals, are the `associations` table (associations.py). Contacts, companies and deals
+read their links to each other both ways; tickets and engagements to the CRM objects.
 
 Documents: notes (body), emails (subject + text), calls (title + body) and meetings (title +
 body), one per record, `hubspot:<connection>:<object>-<id>`. Access is "all": CRM records are
@@ -58,8 +61,8 @@ class HubObject:
 
 _ENGAGED = ("contacts", "companies", "deals")
 OBJECTS = (
-    HubObject("companies", "0-2"),
-    HubObject("contacts", "0-1", ("companies",)),
+    HubObject("companies", "0-2", ("contacts", "deals")),
+    HubObject("contacts", "0-1", ("companies", "deals")),
     HubObject("deals", "0-3", ("companies", "contacts")),
     HubObject("tickets", "0-5", ("companies", "contacts")),
     HubObject("notes", "0-46", _ENGAGED, (), ("hs_note_body",)),

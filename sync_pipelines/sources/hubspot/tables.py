@@ -4,7 +4,8 @@ An object's pages: its properties (all, custom included) from the properties API
 records modified in [lower, upper) through search (client.py splits windows over 10,000),
 grouped into batches of up to 1,000 records whose associations are read with one v4 batch
 call per associated object, then the records archived in the window from the list API
-(`archived=true`), which become soft deletes and tombstones. Every table of a run is read
+(`archived=true`), which become soft deletes and tombstones. The links read with each batch
+are spooled for the `associations` table (associations.py). Every table of a run is read
 ahead in its own thread (readers.py), so the search pace (5/s) and the general pace (10/s)
 are spent in parallel rather than one after the other.
 """
@@ -15,8 +16,10 @@ import math
 from collections.abc import Callable, Iterator
 from functools import partial
 
+from sync_pipelines.sources.hubspot.associations import Spool, pair
 from sync_pipelines.sources.hubspot.client import MAX_ASSOCIATION_INPUTS
 from sync_pipelines.sources.hubspot.objects import (
+    BY_NAME,
     OBJECTS,
     HubObject,
     as_row,
@@ -58,6 +61,14 @@ def object_pages(obj: HubObject, crm: CrmRun) -> Iterator[list[Record]]:
 def _rows(obj: HubObject, crm: CrmRun, records: list[dict]) -> list[Record]:
     ids = [str(r["id"]) for r in records]
     linked = {t: crm.client.associations(obj.name, t, ids) for t in obj.associations}
+    spool = getattr(crm.client, "spool", None)
+    if spool is not None:
+        spool.write(
+            pair(obj.name, rid, target, tid)
+            for target, found in linked.items()
+            for rid, tids in found.items()
+            for tid in tids
+        )
     return [as_row(r, obj, linked) for r in records]
 
 
@@ -141,4 +152,11 @@ def tables(crm: CrmRun) -> list[Table]:
     if client is not None and hasattr(client, "readers"):
         sources = {t.name: partial(DIRECT[t.name], crm) for t in chosen}
         client.readers = RunReaders(sources, lambda: not client.closed, client.owner_emails)
+        warehouse = getattr(crm.run.context.resources, "warehouse", None)
+        if warehouse is not None:  # the links, loaded after the objects (associations.py)
+            name = f"hubspot-{crm.run.context.run_id}-{crm.connection_id}.jsonl"
+            client.spool = Spool(warehouse.root() / "spool" / name)
+            client.run = crm
+            client.reads = {t.name: BY_NAME[t.name].associations for t in chosen
+                            if t.name in BY_NAME and BY_NAME[t.name].associations}  # fmt: skip
     return chosen
